@@ -1,0 +1,91 @@
+// Package validate checks FHIR R4 resources in two layers before anything is
+// stored: HL7's official JSON schema (each resource against its own
+// definition), then the rules the schema cannot express — required primitive
+// and choice elements, one value per choice, required bindings, reference
+// target types, ele-1 and the other base invariants — from an element model
+// generated from the R4 StructureDefinitions.
+package validate
+
+import (
+	"fmt"
+	"sort"
+
+	"infusion/fhir"
+)
+
+// Validator validates resources. It is safe for concurrent use.
+type Validator struct {
+	schemas *schemas
+	model   *elementModel
+}
+
+// New loads the schema and the element model and compiles the schemas of
+// the given resource types now (others are compiled on first use).
+func New(types ...string) (*Validator, error) {
+	s, err := newSchemas()
+	if err != nil {
+		return nil, err
+	}
+	m, err := loadModel()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range types {
+		if _, err := s.forType(t); err != nil {
+			return nil, err
+		}
+	}
+	return &Validator{schemas: s, model: m}, nil
+}
+
+// IsResourceType reports whether name is an R4 resource type.
+func (v *Validator) IsResourceType(name string) bool { return v.model.isResourceType(name) }
+
+// Validate returns every problem found in r, errors first; none when the
+// resource is valid. The error is for faults of the validator itself.
+func (v *Validator) Validate(r *fhir.Resource) ([]fhir.Issue, error) {
+	if !v.model.isResourceType(r.Type) {
+		return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueNotSupported,
+			Diagnostics: fmt.Sprintf("%q is not an R4 resource type", r.Type), Expression: []string{"resourceType"}}}, nil
+	}
+	issues, err := v.schemas.validate(r.Type, r.Type, r.Tree)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range asArray(r.Tree["contained"]) {
+		cm, ok := c.(map[string]any)
+		if !ok {
+			continue
+		}
+		path := fmt.Sprintf("%s.contained[%d]", r.Type, i)
+		ct, _ := cm["resourceType"].(string)
+		if !v.model.isResourceType(ct) {
+			continue // the walker reports it
+		}
+		more, err := v.schemas.validate(ct, path, cm)
+		if err != nil {
+			return nil, err
+		}
+		issues = append(issues, more...)
+	}
+	w := walker{m: v.model}
+	w.walkResource(r.Type, r.Tree, nil)
+	sort.SliceStable(w.issues, func(i, j int) bool { return w.issues[i].Expression[0] < w.issues[j].Expression[0] })
+	return dedupe(append(issues, w.issues...)), nil
+}
+
+// dedupe drops an issue when an earlier one has the same code and place:
+// the schema and the walker both see, say, a missing required element.
+func dedupe(issues []fhir.Issue) []fhir.Issue {
+	seen := map[string]bool{}
+	out := issues[:0]
+	for _, is := range issues {
+		key := string(is.Code) + " " + fmt.Sprint(is.Expression)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, is)
+	}
+	return out
+}

@@ -1,0 +1,355 @@
+package validate
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"infusion/fhir"
+)
+
+// walker checks a resource tree against the element model: what the JSON
+// schema cannot say (required primitives and choices, one value per choice,
+// required bindings, reference targets, ele-1, primitive extension twins,
+// control characters, integer ranges) and the base invariants.
+type walker struct {
+	m      *elementModel
+	issues []fhir.Issue
+}
+
+// scope is what a resource and the resources it contains share: local
+// references ("#id") resolve within it.
+type scope struct {
+	contained  map[string]string // contained id → its resourceType
+	referenced map[string]bool   // contained ids some reference points at
+}
+
+func (w *walker) report(code fhir.IssueType, path, format string, args ...any) {
+	w.issues = append(w.issues, fhir.Issue{
+		Severity:    fhir.SeverityError,
+		Code:        code,
+		Diagnostics: fmt.Sprintf(format, args...),
+		Expression:  []string{path},
+	})
+}
+
+// walkResource checks a resource; inside is non-nil for a contained resource
+// and is then the scope of the resource that contains it.
+func (w *walker) walkResource(path string, obj map[string]any, inside *scope) {
+	typeName, _ := obj["resourceType"].(string)
+	def, ok := w.m.Types[typeName]
+	if !ok || def.Kind != "resource" {
+		w.report(fhir.IssueValue, path+".resourceType", "%q is not an R4 resource type", typeName)
+		return
+	}
+	sc := inside
+	if inside == nil {
+		sc = &scope{contained: map[string]string{}, referenced: map[string]bool{}}
+		for i, c := range asArray(obj["contained"]) {
+			cm, ok := c.(map[string]any)
+			if !ok {
+				continue
+			}
+			id, _ := cm["id"].(string)
+			ct, _ := cm["resourceType"].(string)
+			cpath := fmt.Sprintf("%s.contained[%d]", path, i)
+			switch {
+			case id == "":
+				w.report(fhir.IssueRequired, cpath+".id", "a contained resource needs an id so that the resource can refer to it")
+			case sc.contained[id] != "":
+				w.report(fhir.IssueValue, cpath+".id", "two contained resources have the id %q", id)
+			default:
+				sc.contained[id] = ct
+			}
+		}
+	} else {
+		w.checkContainedRules(path, obj)
+	}
+	w.walkObject(path, typeName, obj, sc)
+	if inside == nil {
+		for i, c := range asArray(obj["contained"]) {
+			cm, _ := c.(map[string]any)
+			id, _ := cm["id"].(string)
+			if id != "" && !sc.referenced[id] {
+				w.report(fhir.IssueInvariant, fmt.Sprintf("%s.contained[%d]", path, i),
+					"dom-3: the contained resource %q is not referred to from elsewhere in the resource", id)
+			}
+		}
+	}
+}
+
+// checkContainedRules applies dom-2, dom-4 and dom-5 to a contained resource.
+func (w *walker) checkContainedRules(path string, obj map[string]any) {
+	if _, ok := obj["contained"]; ok {
+		w.report(fhir.IssueInvariant, path+".contained", "dom-2: a contained resource shall not contain resources")
+	}
+	meta, _ := obj["meta"].(map[string]any)
+	if _, ok := meta["versionId"]; ok {
+		w.report(fhir.IssueInvariant, path+".meta.versionId", "dom-4: a contained resource shall not have meta.versionId")
+	}
+	if _, ok := meta["lastUpdated"]; ok {
+		w.report(fhir.IssueInvariant, path+".meta.lastUpdated", "dom-4: a contained resource shall not have meta.lastUpdated")
+	}
+	if _, ok := meta["security"]; ok {
+		w.report(fhir.IssueInvariant, path+".meta.security", "dom-5: a contained resource shall not have a security label")
+	}
+}
+
+func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope) {
+	def := w.m.Types[typeName]
+	if def == nil {
+		return
+	}
+	if len(obj) == 0 {
+		w.report(fhir.IssueInvariant, path, "ele-1: an element must have a value or children; {} is not allowed")
+		return
+	}
+	for name, v := range obj {
+		if name == "resourceType" && def.Kind == "resource" {
+			continue
+		}
+		if twin, ok := strings.CutPrefix(name, "_"); ok {
+			if e := def.byName[twin]; e != nil && w.m.isPrimitive(e.Type) {
+				w.walkPrimitiveExtension(path, e, obj, v, sc)
+			}
+			continue
+		}
+		e := def.byName[name]
+		if e == nil {
+			continue // an unknown element: the schema names it
+		}
+		p := path + "." + name
+		if !e.Array {
+			w.walkValue(p, e, v, sc)
+			continue
+		}
+		arr, ok := v.([]any)
+		if !ok {
+			continue // the schema reports the wrong JSON type
+		}
+		if len(arr) == 0 {
+			w.report(fhir.IssueInvariant, p, "ele-1: an array must not be empty; leave the element out instead")
+		}
+		twins, _ := obj["_"+name].([]any)
+		for i, item := range arr {
+			if item == nil {
+				if i >= len(twins) || twins[i] == nil {
+					w.report(fhir.IssueInvariant, fmt.Sprintf("%s[%d]", p, i), "ele-1: entry %d is null and has no extension in _%s", i, name)
+				}
+				continue
+			}
+			w.walkValue(fmt.Sprintf("%s[%d]", p, i), e, item, sc)
+		}
+	}
+	for group, variants := range def.choices {
+		var present []string
+		for _, e := range variants {
+			if _, ok := obj[e.Name]; ok {
+				present = append(present, e.Name)
+			} else if _, ok := obj["_"+e.Name]; ok {
+				present = append(present, "_"+e.Name)
+			}
+		}
+		if len(present) > 1 {
+			w.report(fhir.IssueStructure, path+"."+group+"[x]", "%s[x] takes one value, but %s were given", group, strings.Join(present, " and "))
+		}
+	}
+	for _, e := range def.required {
+		if e.Choice != "" {
+			found := false
+			for _, v := range def.choices[e.Choice] {
+				if has(obj, v.Name) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				w.report(fhir.IssueRequired, path+"."+e.Choice+"[x]", "missing required element %s[x]", e.Choice)
+			}
+			continue
+		}
+		if !has(obj, e.Name) {
+			w.report(fhir.IssueRequired, path+"."+e.Name, "missing required element %q", e.Name)
+		}
+	}
+	for _, inv := range invariants[typeName] {
+		if msg := inv.check(obj); msg != "" {
+			w.report(fhir.IssueInvariant, path, "%s: %s", inv.key, msg)
+		}
+	}
+}
+
+// has reports whether obj has the element name, as a value or only as a
+// primitive extension.
+func has(obj map[string]any, name string) bool {
+	if _, ok := obj[name]; ok {
+		return true
+	}
+	_, ok := obj["_"+name]
+	return ok
+}
+
+func (w *walker) walkValue(path string, e *element, v any, sc *scope) {
+	switch {
+	case e.Type == "Resource":
+		if obj, ok := v.(map[string]any); ok {
+			w.walkResource(path, obj, sc)
+		}
+		return
+	case w.m.isPrimitive(e.Type):
+		w.checkPrimitive(path, e, v)
+		return
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return // the schema reports the wrong JSON type
+	}
+	w.walkObject(path, e.Type, obj, sc)
+	switch e.Type {
+	case "Reference":
+		w.checkReference(path, e, obj, sc)
+	case "Coding":
+		if e.Binding != "" && !w.inValueSet(e.Binding, obj) {
+			w.report(fhir.IssueCodeInvalid, path, "the coding is not in the required value set %s", e.Binding)
+		}
+	case "CodeableConcept":
+		if e.Binding != "" {
+			ok := false
+			for _, c := range asArray(obj["coding"]) {
+				if cm, _ := c.(map[string]any); cm != nil && w.inValueSet(e.Binding, cm) {
+					ok = true
+				}
+			}
+			if !ok {
+				w.report(fhir.IssueCodeInvalid, path, "no coding is from the required value set %s", e.Binding)
+			}
+		}
+	}
+}
+
+func (w *walker) inValueSet(binding string, coding map[string]any) bool {
+	system, _ := coding["system"].(string)
+	code, _ := coding["code"].(string)
+	return w.m.codes[binding][system+"|"+code]
+}
+
+// walkPrimitiveExtension checks "_name", the id and extensions of primitive
+// element e, and that it lines up with the value array when e repeats.
+func (w *walker) walkPrimitiveExtension(path string, e *element, obj map[string]any, v any, sc *scope) {
+	p := path + "._" + e.Name
+	if !e.Array {
+		if m, ok := v.(map[string]any); ok {
+			w.walkObject(p, "Element", m, sc)
+		}
+		return
+	}
+	exts, ok := v.([]any)
+	if !ok {
+		return
+	}
+	values, _ := obj[e.Name].([]any)
+	if values != nil && len(values) != len(exts) {
+		w.report(fhir.IssueStructure, p, "_%s has %d entries but %s has %d; they must line up", e.Name, len(exts), e.Name, len(values))
+		return
+	}
+	for i, x := range exts {
+		if x == nil && values == nil {
+			w.report(fhir.IssueInvariant, fmt.Sprintf("%s[%d]", p, i), "ele-1: entry %d has neither a value nor an extension", i)
+		}
+		if m, ok := x.(map[string]any); ok {
+			w.walkObject(fmt.Sprintf("%s[%d]", p, i), "Element", m, sc)
+		}
+	}
+}
+
+// checkPrimitive checks what the schema's patterns miss: control characters,
+// the range of integers, required bindings of codes, and XHTML narrative.
+func (w *walker) checkPrimitive(path string, e *element, v any) {
+	switch x := v.(type) {
+	case string:
+		for _, r := range x {
+			if r < 0x20 && r != '\t' && r != '\r' && r != '\n' {
+				w.report(fhir.IssueValue, path, "the string contains the control character U+%04X", r)
+				break
+			}
+		}
+		if e.Binding != "" && e.Type == "code" && !w.m.codes[e.Binding]["|"+x] {
+			w.report(fhir.IssueCodeInvalid, path, "%q is not a code of the required value set %s", x, e.Binding)
+		}
+		if e.Type == "base64Binary" {
+			if _, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(x), "")); err != nil {
+				w.report(fhir.IssueValue, path, "the value is not valid base64")
+			}
+		}
+		if e.Type == "xhtml" {
+			if msg := checkXHTML(x); msg != "" {
+				w.report(fhir.IssueValue, path, "%s", msg)
+			}
+		}
+	case json.Number:
+		switch e.Type {
+		case "integer", "positiveInt", "unsignedInt":
+			if n, err := strconv.ParseInt(string(x), 10, 64); err == nil && (n > 1<<31-1 || n < -(1<<31)) {
+				w.report(fhir.IssueValue, path, "%s is outside the range of a FHIR %s (32 bits)", x, e.Type)
+			}
+		}
+	}
+}
+
+// checkReference checks a Reference: the literal reference is well formed,
+// a local "#id" names a contained resource (ref-1), and the target type is
+// one the element allows.
+func (w *walker) checkReference(path string, e *element, obj map[string]any, sc *scope) {
+	ref, _ := obj["reference"].(string)
+	typeName, _ := obj["type"].(string)
+	if typeName != "" && !strings.Contains(typeName, ":") && !w.m.isResourceType(typeName) {
+		w.report(fhir.IssueValue, path+".type", "%q is not an R4 resource type", typeName)
+		return
+	}
+	target := typeName
+	if ref != "" {
+		r := fhir.ParseReference(ref)
+		switch r.Kind {
+		case fhir.RefContained:
+			if r.ID == "" {
+				break // "#" refers to the containing resource
+			}
+			ct, ok := sc.contained[r.ID]
+			if !ok {
+				w.report(fhir.IssueInvariant, path+".reference", "ref-1: %q refers to a contained resource, but none has the id %q", ref, r.ID)
+				return
+			}
+			sc.referenced[r.ID] = true
+			target = ct
+		case fhir.RefLiteral, fhir.RefConditional:
+			if !w.m.isResourceType(r.Type) {
+				w.report(fhir.IssueValue, path+".reference", "%q does not name an R4 resource type (expected Type/id)", ref)
+				return
+			}
+			if typeName != "" && typeName != r.Type {
+				w.report(fhir.IssueValue, path+".type", "type %q does not match the reference %q", typeName, ref)
+				return
+			}
+			target = r.Type
+		case fhir.RefInvalid:
+			w.report(fhir.IssueValue, path+".reference", "%q is not a valid reference (expected Type/id, an absolute URL, urn:uuid:…, or #id)", ref)
+			return
+		}
+	}
+	if target == "" || len(e.Targets) == 0 {
+		return
+	}
+	for _, t := range e.Targets {
+		if t == target || t == "Resource" {
+			return
+		}
+	}
+	w.report(fhir.IssueValue, path, "a reference to %s is not allowed here; it must refer to %s", target, strings.Join(e.Targets, " or "))
+}
+
+func asArray(v any) []any {
+	a, _ := v.([]any)
+	return a
+}
