@@ -87,6 +87,17 @@ var missingTargets = map[string][]string{
 	"DetectedIssue.mitigation.author":              {"Practitioner", "PractitionerRole"},
 }
 
+// simpleQuantities are the elements whose R4 type is SimpleQuantity (a
+// Quantity without comparator); the digest calls them Quantity.
+var simpleQuantities = map[string]bool{
+	"Range.low": true, "Range.high": true, "SampledData.origin": true,
+	"Dosage.maxDosePerAdministration": true, "Dosage.maxDosePerLifetime": true,
+	"Dosage.doseAndRate.doseQuantity": true, "Dosage.doseAndRate.rateQuantity": true,
+	"MedicationAdministration.dosage.dose": true, "MedicationAdministration.dosage.rateQuantity": true,
+	"MedicationRequest.dispenseRequest.quantity": true, "MedicationRequest.dispenseRequest.initialFill.quantity": true,
+	"Observation.referenceRange.low": true, "Observation.referenceRange.high": true,
+}
+
 func main() {
 	in := flag.String("in", "package/profiles", "folder holding FHIR.js types.json and valuesets.json")
 	out := flag.String("out", "model.json", "file to write")
@@ -168,6 +179,9 @@ func addType(types map[string]typeDef, name, kind string, props []sourceProperty
 		}
 		for _, t := range p.Targets {
 			e.Targets = append(e.Targets, strings.TrimPrefix(t, "http://hl7.org/fhir/StructureDefinition/"))
+		}
+		if p.Type == "Quantity" && simpleQuantities[name+"."+p.Name] {
+			e.Type = "SimpleQuantity"
 		}
 		if p.Type == "Reference" && len(e.Targets) == 0 {
 			e.Targets = missingTargets[name+"."+p.Name]
