@@ -150,116 +150,94 @@ func syntaxError(err error) error {
 	return Errorf(KindInvalid, IssueStructure, "", "invalid JSON: %s", msg)
 }
 
-// Meta is what the server sets on each stored version.
-type Meta struct {
-	VersionID   string
-	LastUpdated string // a FHIR instant
+// Prepared is a resource ready to be stored under an id: all of its JSON
+// but meta.versionId and meta.lastUpdated, which the store fills in when it
+// writes the version.
+type Prepared struct {
+	head []byte // {"resourceType":…,"id":…,"meta":{"versionId":"
+	tail []byte // "  then the client's other meta members, }, the other members, }
 }
 
-// Encode returns the resource as the server stores and returns it: compact
-// JSON with resourceType, id and meta first, meta.versionId and
-// meta.lastUpdated set from m (any sent by the client are replaced), and every
-// other member, with the client's meta members, exactly as received.
-func (r *Resource) Encode(id string, m Meta) ([]byte, error) {
-	var out bytes.Buffer
-	out.Grow(len(r.raw) + 96)
-	enc := jsontext.NewEncoder(&out)
-	dec := jsontext.NewDecoder(bytes.NewReader(r.raw))
-	if _, err := dec.ReadToken(); err != nil { // {
-		return nil, err
+// Prepare returns the resource as the server stores and returns it, with id
+// (none when empty): compact JSON with resourceType, id and meta first,
+// meta.versionId and meta.lastUpdated left for Bytes (any sent by the client
+// are dropped), and every other member, with the client's other meta members,
+// exactly as received.
+func (r *Resource) Prepare(id string) (*Prepared, error) {
+	var head, tail []byte
+	head = append(head, `{"resourceType":`...)
+	head, _ = jsontext.AppendQuote(head, r.Type)
+	if id != "" {
+		head = append(head, `,"id":`...)
+		head, _ = jsontext.AppendQuote(head, id)
 	}
-	type member struct {
-		name  string
-		value jsontext.Value
+	head = append(head, `,"meta":{"versionId":"`...)
+	tail = append(tail, '"')
+	var rest []byte
+	err := eachMember(r.raw, func(name string, v jsontext.Value) error {
+		switch name {
+		case "resourceType", "id":
+			return nil
+		case "meta":
+			err := eachMember(v, func(name string, v jsontext.Value) error {
+				if name != "versionId" && name != "lastUpdated" {
+					tail = appendMember(tail, name, v)
+				}
+				return nil
+			})
+			return err
+		}
+		rest = appendMember(rest, name, v)
+		return nil
+	})
+	if err != nil {
+		return nil, Errorf(KindInvalid, IssueStructure, "", "invalid JSON: %v", err)
 	}
-	var rest []member
-	var clientMeta jsontext.Value
+	tail = append(tail, '}')
+	tail = append(tail, rest...)
+	tail = append(tail, '}')
+	return &Prepared{head: head, tail: tail}, nil
+}
+
+// Bytes returns the stored JSON of the version.
+func (p *Prepared) Bytes(versionID, lastUpdated string) []byte {
+	out := make([]byte, 0, len(p.head)+len(versionID)+len(lastUpdated)+len(p.tail)+20)
+	out = append(out, p.head...)
+	out = append(out, versionID...)
+	out = append(out, `","lastUpdated":"`...)
+	out = append(out, lastUpdated...)
+	return append(out, p.tail...)
+}
+
+// eachMember calls fn with each member of a JSON object, in order.
+func eachMember(object []byte, fn func(name string, v jsontext.Value) error) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(object))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return fmt.Errorf("not a JSON object")
+	}
 	for dec.PeekKind() != '}' {
 		tok, err := dec.ReadToken()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		name := tok.String()
 		v, err := dec.ReadValue()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		switch name {
-		case "resourceType", "id":
-		case "meta":
-			clientMeta = v.Clone()
-		default:
-			rest = append(rest, member{name, v.Clone()})
+		if err := fn(name, v); err != nil {
+			return err
 		}
 	}
-	write := func(toks ...jsontext.Token) error {
-		for _, t := range toks {
-			if err := enc.WriteToken(t); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := write(jsontext.BeginObject, jsontext.String("resourceType"), jsontext.String(r.Type)); err != nil {
-		return nil, err
-	}
-	if id != "" {
-		if err := write(jsontext.String("id"), jsontext.String(id)); err != nil {
-			return nil, err
-		}
-	}
-	if err := write(jsontext.String("meta"), jsontext.BeginObject); err != nil {
-		return nil, err
-	}
-	if m.VersionID != "" {
-		if err := write(jsontext.String("versionId"), jsontext.String(m.VersionID)); err != nil {
-			return nil, err
-		}
-	}
-	if m.LastUpdated != "" {
-		if err := write(jsontext.String("lastUpdated"), jsontext.String(m.LastUpdated)); err != nil {
-			return nil, err
-		}
-	}
-	if clientMeta != nil {
-		md := jsontext.NewDecoder(bytes.NewReader(clientMeta))
-		if _, err := md.ReadToken(); err != nil {
-			return nil, err
-		}
-		for md.PeekKind() != '}' {
-			tok, err := md.ReadToken()
-			if err != nil {
-				return nil, err
-			}
-			name := tok.String()
-			v, err := md.ReadValue()
-			if err != nil {
-				return nil, err
-			}
-			if name == "versionId" || name == "lastUpdated" {
-				continue
-			}
-			if err := enc.WriteToken(jsontext.String(name)); err != nil {
-				return nil, err
-			}
-			if err := enc.WriteValue(v); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := write(jsontext.EndObject); err != nil {
-		return nil, err
-	}
-	for _, mem := range rest {
-		if err := enc.WriteToken(jsontext.String(mem.name)); err != nil {
-			return nil, err
-		}
-		if err := enc.WriteValue(mem.value); err != nil {
-			return nil, err
-		}
-	}
-	if err := write(jsontext.EndObject); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(out.Bytes(), "\n"), nil
+	return nil
+}
+
+// appendMember appends ,"name":value with the value compacted.
+func appendMember(dst []byte, name string, v jsontext.Value) []byte {
+	dst = append(dst, ',')
+	dst, _ = jsontext.AppendQuote(dst, name)
+	dst = append(dst, ':')
+	v = v.Clone()
+	_ = v.Compact()
+	return append(dst, v...)
 }

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// errClosed is returned by writes after Close.
+var errClosed = errors.New("store: closed")
+
+// job is one caller's write: fn runs inside its own savepoint.
+type job struct {
+	ctx    context.Context
+	fn     func(*Tx) error
+	result chan error
+}
+
+// Update runs fn as one atomic write: everything fn does through the Tx is
+// committed, or, if fn returns an error, nothing is. Writes from concurrent
+// callers are committed together in one SQLite transaction (group commit),
+// each in a savepoint of its own, so a failing write does not undo another.
+// Update returns after the commit, with fn's error or the commit's.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	j := &job{ctx: ctx, fn: fn, result: make(chan error, 1)}
+	select {
+	case s.queue <- j:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return errClosed
+	}
+	// Wait for the outcome even if ctx ends: the write may already be applied.
+	select {
+	case err := <-j.result:
+		return err
+	case <-s.closed:
+		select {
+		case err := <-j.result:
+			return err
+		default:
+			return errClosed
+		}
+	}
+}
+
+// runWriter is the single writer: it takes the queued jobs, as many as are
+// waiting up to maxBatch, and commits them in one transaction.
+func (s *Store) runWriter(maxBatch int) {
+	defer close(s.closed)
+	var last time.Time
+	batch := make([]*job, 0, maxBatch)
+	for {
+		var first *job
+		select {
+		case first = <-s.queue:
+		case <-s.done:
+			for {
+				select {
+				case j := <-s.queue:
+					last = s.commit([]*job{j}, last)
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-s.queue:
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		last = s.commit(batch, last)
+	}
+}
+
+// commit applies a batch in one transaction and reports to each caller. All
+// writes of a batch share one lastUpdated instant, never earlier than the
+// previous batch's.
+func (s *Store) commit(batch []*job, last time.Time) time.Time {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	if now.Before(last) {
+		now = last
+	}
+	results := make([]error, len(batch))
+	err := s.inTransaction(func(tx *sql.Tx) error {
+		for i, j := range batch {
+			if err := j.ctx.Err(); err != nil {
+				results[i] = err
+				continue
+			}
+			if _, err := tx.ExecContext(context.Background(), "SAVEPOINT w"); err != nil {
+				return err
+			}
+			results[i] = run(j.fn, &Tx{ctx: j.ctx, tx: tx, now: now, stmts: &s.stmts})
+			release := "RELEASE w"
+			if results[i] != nil {
+				release = "ROLLBACK TO w; RELEASE w"
+			}
+			if _, err := tx.ExecContext(context.Background(), release); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i, j := range batch {
+		if err != nil && results[i] == nil {
+			results[i] = fmt.Errorf("store: committing: %w", err)
+		}
+		j.result <- results[i]
+	}
+	return now
+}
+
+func (s *Store) inTransaction(fn func(*sql.Tx) error) error {
+	tx, err := s.write.BeginTx(context.Background(), nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// run calls fn, turning a panic into an error so that one bad write cannot
+// stop the writer.
+func run(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: write panicked: %v", r)
+		}
+	}()
+	return fn(tx)
+}
