@@ -8,7 +8,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+
+	"infusion/fhir"
+	"infusion/fhir/validate"
 )
 
 // SharedDir returns the folder of shared reference data (the one holding
@@ -64,4 +68,43 @@ func decodeNumbers(data []byte) (any, error) {
 	var v any
 	err := dec.Decode(&v)
 	return v, err
+}
+
+var (
+	validatorOnce sync.Once
+	validator     *validate.Validator
+	validatorErr  error
+)
+
+// Validator returns a validator shared by the tests of a package (it takes a
+// fraction of a second to build).
+func Validator(tb testing.TB) *validate.Validator {
+	tb.Helper()
+	validatorOnce.Do(func() {
+		validator, validatorErr = validate.New("MedicationRequest", "MedicationAdministration", "Observation", "OperationOutcome", "Bundle", "CapabilityStatement")
+	})
+	if validatorErr != nil {
+		tb.Fatal(validatorErr)
+	}
+	return validator
+}
+
+// CheckResource fails the test unless body is a valid FHIR R4 resource:
+// the official schema and the base rules, as for the server's input.
+func CheckResource(tb testing.TB, body []byte) {
+	tb.Helper()
+	r, err := fhir.Parse(body)
+	if err != nil {
+		tb.Errorf("response is not a FHIR resource: %v\n%s", err, body)
+		return
+	}
+	issues, err := Validator(tb).Validate(r)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, is := range issues {
+		if is.Severity == fhir.SeverityError || is.Severity == fhir.SeverityFatal {
+			tb.Errorf("response %s is not valid R4: %s: %s", r.Type, is.Expression, is.Diagnostics)
+		}
+	}
 }

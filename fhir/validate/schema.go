@@ -46,20 +46,42 @@ func newSchemas() (*schemas, error) {
 	return &schemas{compiler: c, byType: map[string]*jsonschema.Schema{}}, nil
 }
 
-// patchSchema lets contained resources through the containing type's schema:
-// each contained resource is then validated against its own definition, which
-// is much faster than the schema's oneOf over every type and names the
-// element that is wrong instead of "does not match any of 146 schemas".
+// patchSchema adds 4.0.1 to the FHIR versions and lets nested resources (contained, Bundle.entry.resource,
+// Parameters.parameter.resource …) through the enclosing type's schema: each
+// is then validated against its own definition, which is much faster than
+// the schema's oneOf over every type and names the element that is wrong
+// instead of "does not match any of 146 schemas".
 func patchSchema(data []byte) ([]byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("validate: decoding the R4 schema: %w", err)
 	}
+	var replace func(v any) any
+	replace = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["$ref"] == "#/definitions/ResourceList" {
+				return map[string]any{"type": "object"}
+			}
+			// The schema was published with 4.0.0; its FHIRVersion codes
+			// lack the 4.0.1 technical correction that R4 servers report.
+			if enum, ok := x["enum"].([]any); ok && len(enum) > 0 && enum[len(enum)-1] == "4.0.0" {
+				x["enum"] = append(enum, "4.0.1")
+			}
+			for k, child := range x {
+				x[k] = replace(child)
+			}
+		case []any:
+			for i, child := range x {
+				x[i] = replace(child)
+			}
+		}
+		return v
+	}
 	defs, _ := doc["definitions"].(map[string]any)
-	for _, d := range defs {
-		props, _ := d.(map[string]any)["properties"].(map[string]any)
-		if c, ok := props["contained"].(map[string]any); ok {
-			c["items"] = map[string]any{"type": "object"}
+	for name, d := range defs {
+		if name != "ResourceList" {
+			defs[name] = replace(d)
 		}
 	}
 	delete(doc, "oneOf")

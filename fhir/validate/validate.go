@@ -48,28 +48,23 @@ func (v *Validator) Validate(r *fhir.Resource) ([]fhir.Issue, error) {
 		return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueNotSupported,
 			Diagnostics: fmt.Sprintf("%q is not an R4 resource type", r.Type), Expression: []string{"resourceType"}}}, nil
 	}
+	w := walker{m: v.model}
+	w.walkResource(r.Type, r.Tree, nil)
 	issues, err := v.schemas.validate(r.Type, r.Type, r.Tree)
 	if err != nil {
 		return nil, err
 	}
-	for i, c := range asArray(r.Tree["contained"]) {
-		cm, ok := c.(map[string]any)
-		if !ok {
-			continue
-		}
-		path := fmt.Sprintf("%s.contained[%d]", r.Type, i)
-		ct, _ := cm["resourceType"].(string)
-		if !v.model.isResourceType(ct) {
+	for _, n := range w.nested {
+		t, _ := n.tree["resourceType"].(string)
+		if !v.model.isResourceType(t) {
 			continue // the walker reports it
 		}
-		more, err := v.schemas.validate(ct, path, cm)
+		more, err := v.schemas.validate(t, n.path, n.tree)
 		if err != nil {
 			return nil, err
 		}
 		issues = append(issues, more...)
 	}
-	w := walker{m: v.model}
-	w.walkResource(r.Type, r.Tree, nil)
 	sort.SliceStable(w.issues, func(i, j int) bool { return w.issues[i].Expression[0] < w.issues[j].Expression[0] })
 	return dedupe(append(issues, w.issues...)), nil
 }

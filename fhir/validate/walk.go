@@ -17,6 +17,14 @@ import (
 type walker struct {
 	m      *elementModel
 	issues []fhir.Issue
+	nested []nestedResource // resources inside the one walked, for the schema
+}
+
+// nestedResource is a resource inside another: contained, a Bundle entry, a
+// Parameters part.
+type nestedResource struct {
+	path string
+	tree map[string]any
 }
 
 // scope is what a resource and the resources it contains share: local
@@ -194,8 +202,15 @@ func has(obj map[string]any, name string) bool {
 func (w *walker) walkValue(path string, e *element, v any, sc *scope) {
 	switch {
 	case e.Type == "Resource":
-		if obj, ok := v.(map[string]any); ok {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		w.nested = append(w.nested, nestedResource{path, obj})
+		if e.Name == "contained" {
 			w.walkResource(path, obj, sc)
+		} else {
+			w.walkResource(path, obj, nil) // an independent resource: its own scope
 		}
 		return
 	case w.m.isPrimitive(e.Type):

@@ -1,0 +1,126 @@
+// Package conformance describes what the server can do as a FHIR
+// CapabilityStatement, built from the routes the server really serves.
+package conformance
+
+import (
+	"time"
+
+	"infusion/fhir"
+)
+
+// Interaction codes of CapabilityStatement.rest.resource.interaction and
+// rest.interaction (http://hl7.org/fhir/restful-interaction).
+const (
+	Read            = "read"
+	VRead           = "vread"
+	Update          = "update"
+	Delete          = "delete"
+	HistoryInstance = "history-instance"
+	HistoryType     = "history-type"
+	Create          = "create"
+	SearchType      = "search-type"
+	HistorySystem   = "history-system"
+)
+
+// Description is what the server reports about itself.
+type Description struct {
+	Software    string
+	Version     string
+	BaseURL     string
+	Date        time.Time // when the server started
+	Resources   []Resource
+	System      []string // system-level interactions
+	Description string
+}
+
+// Resource is one resource type the server serves, with its interactions.
+type Resource struct {
+	Type         string
+	Interactions []string
+}
+
+// CapabilityStatement is the R4 resource, with the elements this server uses.
+type CapabilityStatement struct {
+	ResourceType   string         `json:"resourceType"`
+	Status         string         `json:"status"`
+	Date           string         `json:"date"`
+	Publisher      string         `json:"publisher,omitempty"`
+	Kind           string         `json:"kind"`
+	Software       software       `json:"software"`
+	Implementation implementation `json:"implementation"`
+	FHIRVersion    string         `json:"fhirVersion"`
+	Format         []string       `json:"format"`
+	Rest           []rest         `json:"rest"`
+}
+
+type software struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+type implementation struct {
+	Description string `json:"description"`
+	URL         string `json:"url,omitempty"`
+}
+
+type rest struct {
+	Mode        string        `json:"mode"`
+	Resource    []resource    `json:"resource"`
+	Interaction []interaction `json:"interaction,omitempty"`
+}
+
+type resource struct {
+	Type         string        `json:"type"`
+	Profile      string        `json:"profile"`
+	Interaction  []interaction `json:"interaction"`
+	Versioning   string        `json:"versioning"`
+	ReadHistory  bool          `json:"readHistory"`
+	UpdateCreate bool          `json:"updateCreate"`
+}
+
+type interaction struct {
+	Code string `json:"code"`
+}
+
+// Capability builds the CapabilityStatement of d: FHIR 4.0.1, JSON only,
+// versioned updates, history readable, and updates that may create.
+func Capability(d Description) CapabilityStatement {
+	cs := CapabilityStatement{
+		ResourceType:   "CapabilityStatement",
+		Status:         "active",
+		Date:           fhir.FormatInstant(d.Date),
+		Kind:           "instance",
+		Software:       software{Name: d.Software, Version: d.Version},
+		Implementation: implementation{Description: d.Description, URL: d.BaseURL},
+		FHIRVersion:    "4.0.1",
+		Format:         []string{"json"},
+	}
+	r := rest{Mode: "server", Resource: []resource{}}
+	for _, res := range d.Resources {
+		rr := resource{
+			Type:        res.Type,
+			Profile:     "http://hl7.org/fhir/StructureDefinition/" + res.Type,
+			Versioning:  "versioned-update",
+			ReadHistory: has(res.Interactions, VRead),
+		}
+		rr.UpdateCreate = has(res.Interactions, Update)
+		for _, code := range res.Interactions {
+			rr.Interaction = append(rr.Interaction, interaction{Code: code})
+		}
+		r.Resource = append(r.Resource, rr)
+	}
+	for _, code := range d.System {
+		r.Interaction = append(r.Interaction, interaction{Code: code})
+	}
+	cs.Rest = []rest{r}
+	return cs
+}
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,65 @@
+// Command infusion is a FHIR R4 server for infusion therapy in chronic pain.
+//
+//	infusion [serve] [-addr :8080] [-db infusion.db] [-max-body 16MiB] [-base-url URL]
+//
+// serve is the default command, so "go run ." starts the server.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"infusion/server"
+)
+
+const usage = `usage: infusion [command] [flags]
+
+commands:
+  serve    serve the FHIR API (the default)
+
+Run "infusion serve -h" for the flags of serve.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run dispatches to a subcommand and returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := server.ParseFlags(args, getenv, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
+		if err := server.Serve(ctx, cfg); err != nil {
+			cfg.Logger.Error("server stopped", slog.String("error", err.Error()))
+			return 1
+		}
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stderr, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "infusion: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}

@@ -1,0 +1,94 @@
+package server
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+)
+
+// Config configures the server. Zero fields take the defaults below.
+type Config struct {
+	// Addr is the listen address; default ":8080".
+	Addr string
+	// DBPath is the SQLite file; default "infusion.db".
+	DBPath string
+	// MaxBody is the largest request body accepted, in bytes; default 16 MiB.
+	MaxBody int64
+	// BaseURL is the absolute base used in Location headers and Bundle
+	// fullUrls, e.g. "https://fhir.example.org/r4"; default: derived from
+	// each request's Host.
+	BaseURL string
+	// ShutdownTimeout bounds how long shutdown waits for requests in
+	// flight; default 30 s.
+	ShutdownTimeout time.Duration
+	// Logger receives the request log and errors; default: discard.
+	Logger *slog.Logger
+}
+
+// The defaults of Config.
+const (
+	DefaultAddr    = ":8080"
+	DefaultDBPath  = "infusion.db"
+	DefaultMaxBody = 16 << 20
+)
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.DBPath == "" {
+		c.DBPath = DefaultDBPath
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	return c
+}
+
+// ParseFlags reads the serve command's flags; environment variables
+// (INFUSION_ADDR, INFUSION_DB, INFUSION_MAX_BODY, INFUSION_BASE_URL) give
+// the defaults that flags override.
+func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(output)
+	or := func(env, def string) string {
+		if v := getenv(env); v != "" {
+			return v
+		}
+		return def
+	}
+	addr := fs.String("addr", or("INFUSION_ADDR", DefaultAddr), "listen address (env INFUSION_ADDR)")
+	db := fs.String("db", or("INFUSION_DB", DefaultDBPath), "SQLite database file (env INFUSION_DB)")
+	maxBody := fs.String("max-body", or("INFUSION_MAX_BODY", "16MiB"), "largest request body, e.g. 16MiB or 1048576 (env INFUSION_MAX_BODY)")
+	baseURL := fs.String("base-url", or("INFUSION_BASE_URL", ""), "absolute base URL for Location and fullUrl (env INFUSION_BASE_URL; default: from each request)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	size, err := humanize.ParseBytes(*maxBody)
+	if err != nil || size == 0 {
+		return Config{}, fmt.Errorf("serve: -max-body %q is not a size such as 16MiB", *maxBody)
+	}
+	if *baseURL != "" {
+		u, err := url.Parse(*baseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Config{}, fmt.Errorf("serve: -base-url %q is not an absolute http(s) URL", *baseURL)
+		}
+	}
+	return Config{Addr: *addr, DBPath: *db, MaxBody: int64(size), BaseURL: *baseURL}, nil
+}

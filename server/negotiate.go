@@ -1,0 +1,78 @@
+package server
+
+import (
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"infusion/fhir"
+)
+
+// contentTypeFHIR is the content type of every FHIR response.
+const contentTypeFHIR = "application/fhir+json; charset=utf-8"
+
+// jsonFormats are the _format values and media types that mean FHIR JSON.
+var jsonFormats = map[string]bool{
+	"json": true, "application/json": true, "application/fhir+json": true, "application/json+fhir": true,
+}
+
+// negotiate checks, before a handler runs, that the client accepts JSON
+// (_format, else Accept: 406 otherwise) and that a body is FHIR JSON (415
+// otherwise). A fhirVersion parameter must name 4.0.
+func negotiate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		// A + in an unencoded query arrives as a space: application/fhir json.
+		if f := strings.ReplaceAll(r.URL.Query().Get("_format"), " ", "+"); f != "" {
+			mt, params, err := mime.ParseMediaType(f)
+			if err != nil && !jsonFormats[f] || err == nil && (!jsonFormats[mt] || !fhirVersionOK(params)) {
+				return fhir.Errorf(fhir.KindNotAcceptable, fhir.IssueNotSupported, "",
+					"_format=%s is not supported: this server speaks FHIR R4 JSON (json, application/fhir+json)", f)
+			}
+		} else if accept := r.Header.Get(echo.HeaderAccept); accept != "" && !acceptsJSON(accept) {
+			return fhir.Errorf(fhir.KindNotAcceptable, fhir.IssueNotSupported, "",
+				"Accept: %s is not supported: this server answers in FHIR R4 JSON (application/fhir+json)", accept)
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			ct := r.Header.Get(echo.HeaderContentType)
+			mt, params, err := mime.ParseMediaType(ct)
+			if err != nil || !jsonFormats[mt] || !fhirVersionOK(params) || !charsetOK(params) {
+				if ct == "" {
+					ct = "none"
+				}
+				return fhir.Errorf(fhir.KindUnsupportedMediaType, fhir.IssueNotSupported, "",
+					"Content-Type %s is not supported: send FHIR R4 JSON as application/fhir+json", ct)
+			}
+		}
+		return next(c)
+	}
+}
+
+// acceptsJSON reports whether an Accept header admits FHIR JSON.
+func acceptsJSON(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if params["q"] == "0" || params["q"] == "0.0" || params["q"] == "0.00" || params["q"] == "0.000" {
+			continue
+		}
+		if (mt == "*/*" || mt == "application/*" || jsonFormats[mt]) && fhirVersionOK(params) {
+			return true
+		}
+	}
+	return false
+}
+
+func fhirVersionOK(params map[string]string) bool {
+	v, ok := params["fhirversion"]
+	return !ok || v == "4.0" || v == "4.0.1"
+}
+
+func charsetOK(params map[string]string) bool {
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8")
+}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"infusion/fhir"
+	"infusion/store"
+)
+
+// baseURL is the configured base, or the request's scheme and host.
+func (s *Server) baseURL(c echo.Context) string {
+	if s.cfg.BaseURL != "" {
+		return s.cfg.BaseURL
+	}
+	scheme := "http"
+	if c.Request().TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request().Host
+}
+
+// writeJSON encodes v (a struct, or raw JSON as []byte) and writes it with
+// the FHIR content type, indented when _pretty=true. The body is fully
+// encoded before the status is written.
+func (s *Server) writeJSON(c echo.Context, status int, v any) error {
+	body, ok := v.([]byte)
+	if !ok {
+		var err error
+		if body, err = fhir.Marshal(v); err != nil {
+			return err
+		}
+	}
+	if c.QueryParam("_pretty") == "true" {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, body, "", "  "); err == nil {
+			body = buf.Bytes()
+		}
+	}
+	return c.Blob(status, contentTypeFHIR, body)
+}
+
+// setVersionHeaders sets ETag and Last-Modified from a version.
+func setVersionHeaders(c echo.Context, v store.Version) {
+	h := c.Response().Header()
+	h.Set("ETag", v.ETag())
+	if !v.LastUpdated.IsZero() {
+		h.Set(echo.HeaderLastModified, v.LastUpdated.UTC().Format(http.TimeFormat))
+	}
+}
+
+// preference reads the Prefer header's return= value: "minimal",
+// "representation" (the default) or "OperationOutcome".
+func preference(c echo.Context) string {
+	for _, part := range strings.Split(c.Request().Header.Get("Prefer"), ",") {
+		for _, p := range strings.Split(part, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "return") {
+				return strings.Trim(v, `"`)
+			}
+		}
+	}
+	return "representation"
+}
+
+// respondWritten answers a create or update: Location (versioned) when a
+// resource was created, ETag, Last-Modified, and the body Prefer asks for.
+func (s *Server) respondWritten(c echo.Context, status int, v store.Version, issues []fhir.Issue, what string) error {
+	setVersionHeaders(c, v)
+	location := s.baseURL(c) + "/" + v.Type + "/" + v.ID + "/_history/" + itoa(v.VersionID)
+	if status == http.StatusCreated {
+		c.Response().Header().Set(echo.HeaderLocation, location)
+	}
+	c.Response().Header().Set("Content-Location", location)
+	switch preference(c) {
+	case "minimal":
+		return c.NoContent(status)
+	case "OperationOutcome":
+		info := fhir.Issue{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational,
+			Diagnostics: what + " " + v.Type + "/" + v.ID + " as version " + itoa(v.VersionID)}
+		return s.writeJSON(c, status, fhir.NewOperationOutcome(append([]fhir.Issue{info}, issues...)...))
+	}
+	return s.writeJSON(c, status, v.Body)
+}

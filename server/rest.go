@@ -1,0 +1,261 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"infusion/fhir"
+	"infusion/store"
+)
+
+func unsupportedType(t string, known bool) error {
+	if known {
+		return fhir.Errorf(fhir.KindNotFound, fhir.IssueNotSupported, "",
+			"resource type %s is not supported by this server (it stores %s)", t, strings.Join(storedTypes, ", "))
+	}
+	return fhir.Errorf(fhir.KindNotFound, fhir.IssueNotSupported, "", "%q is not a FHIR R4 resource type", t)
+}
+
+// readBody reads the request body, refusing more than MaxBody bytes.
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	tooLarge := fhir.Errorf(fhir.KindTooLarge, fhir.IssueTooLong, "", "the request body is larger than the limit of %d bytes", s.cfg.MaxBody)
+	if r.ContentLength > s.cfg.MaxBody {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBody+1))
+	if err != nil {
+		return nil, fhir.Errorf(fhir.KindInvalid, fhir.IssueStructure, "", "reading the request body: %v", err)
+	}
+	if int64(len(body)) > s.cfg.MaxBody {
+		return nil, tooLarge
+	}
+	if len(body) == 0 {
+		return nil, fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, "", "the request has no body; send a %s resource", c.Param("type"))
+	}
+	return body, nil
+}
+
+// decode reads, parses and validates the body as a resource of the URL's
+// type. It returns the resource and its warnings; errors are KindInvalid
+// with one issue per problem.
+func (s *Server) decode(c echo.Context) (*fhir.Resource, []fhir.Issue, error) {
+	body, err := s.readBody(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := fhir.Parse(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if t := c.Param("type"); res.Type != t {
+		return nil, nil, fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, "resourceType",
+			"the body is a %s, but the URL is for %s", res.Type, t)
+	}
+	issues, err := s.validator.Validate(res)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fhir.HasErrors(issues) {
+		return nil, nil, &fhir.Error{Kind: fhir.KindInvalid, Issues: issues}
+	}
+	return res, issues, nil
+}
+
+// pathID reads and checks the :id path parameter.
+func pathID(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if !fhir.IsValidID(id) {
+		return "", fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "", "%q is not a valid id (1 to 64 of A-Z, a-z, 0-9, - and .)", id)
+	}
+	return id, nil
+}
+
+// ifMatch reads If-Match: W/"3", "3" or 3. 0 when absent.
+func ifMatch(c echo.Context) (int, error) {
+	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
+	if h == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.Trim(strings.TrimPrefix(h, "W/"), `"`))
+	if err != nil || n < 1 {
+		return 0, fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "", `If-Match %q is not a version tag such as W/"3"`, h)
+	}
+	return n, nil
+}
+
+func (s *Server) create(c echo.Context) error {
+	res, warnings, err := s.decode(c)
+	if err != nil {
+		return err
+	}
+	id := newID()
+	v, _, err := s.put(c, res, id, true, 0)
+	if err != nil {
+		return err
+	}
+	return s.respondWritten(c, http.StatusCreated, v, warnings, "created")
+}
+
+func (s *Server) update(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	match, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	res, warnings, err := s.decode(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.ID == "":
+		return fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, res.Type+".id", "an update needs the resource's id in the body, equal to %q in the URL", id)
+	case res.ID != id:
+		return fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, res.Type+".id", "the body's id %q differs from the URL's id %q", res.ID, id)
+	}
+	v, created, err := s.put(c, res, id, false, match)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return s.respondWritten(c, status, v, warnings, "updated")
+}
+
+// put maps and stores a validated resource under id.
+func (s *Server) put(c echo.Context, res *fhir.Resource, id string, create bool, match int) (store.Version, bool, error) {
+	prepared, err := res.Prepare(id)
+	if err != nil {
+		return store.Version{}, false, err
+	}
+	rows, err := s.mapper.Map(res.Type, id, 0, res.Raw())
+	if err != nil {
+		return store.Version{}, false, err
+	}
+	var v store.Version
+	var created bool
+	err = s.store.Update(c.Request().Context(), func(tx *store.Tx) error {
+		v, created, err = tx.Put(store.Put{Type: res.Type, ID: id, Create: create, IfMatch: match, Body: prepared, Rows: rows})
+		return err
+	})
+	return v, created, err
+}
+
+func (s *Server) delete(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	match, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	typ := c.Param("type")
+	var v store.Version
+	var result store.DeleteResult
+	err = s.store.Update(c.Request().Context(), func(tx *store.Tx) error {
+		v, result, err = tx.Delete(typ, id, match)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("deleted %s/%s (version %d)", typ, id, v.VersionID)
+	switch result {
+	case store.AlreadyDeleted:
+		msg = fmt.Sprintf("%s/%s was already deleted; nothing changed", typ, id)
+	case store.NotFound:
+		msg = fmt.Sprintf("%s/%s does not exist; nothing deleted", typ, id)
+	}
+	if result != store.NotFound {
+		setVersionHeaders(c, v)
+	}
+	return s.writeJSON(c, http.StatusOK, fhir.NewOperationOutcome(fhir.Issue{
+		Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: msg}))
+}
+
+func (s *Server) read(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.store.Read(c.Request().Context(), c.Param("type"), id)
+	if err != nil {
+		return err
+	}
+	return s.respondVersion(c, v, true)
+}
+
+func (s *Server) vread(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	vid, err := strconv.Atoi(c.Param("vid"))
+	if err != nil || vid < 1 {
+		return fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "", "%q is not a version id (a positive whole number)", c.Param("vid"))
+	}
+	v, err := s.store.VRead(c.Request().Context(), c.Param("type"), id, vid)
+	if err != nil {
+		return err
+	}
+	return s.respondVersion(c, v, false)
+}
+
+// respondVersion answers a read or vread: 410 for a delete, 304 when the
+// client's copy is current (If-None-Match, If-Modified-Since), else the
+// resource with ETag and Last-Modified.
+func (s *Server) respondVersion(c echo.Context, v store.Version, current bool) error {
+	setVersionHeaders(c, v)
+	if v.Deleted {
+		return fhir.Errorf(fhir.KindGone, fhir.IssueDeleted, "", "%s/%s was deleted at %s (version %d)",
+			v.Type, v.ID, fhir.FormatInstant(v.LastUpdated), v.VersionID)
+	}
+	if current && notModified(c.Request(), v) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return s.writeJSON(c, http.StatusOK, v.Body)
+}
+
+// notModified reports whether a conditional read may answer 304.
+func notModified(r *http.Request, v store.Version) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		for _, tag := range strings.Split(inm, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || strings.Trim(strings.TrimPrefix(tag, "W/"), `"`) == itoa(v.VersionID) {
+				return true
+			}
+		}
+		return false
+	}
+	if ims := r.Header.Get(echo.HeaderIfModifiedSince); ims != "" {
+		t, err := http.ParseTime(ims)
+		return err == nil && !v.LastUpdated.Truncate(time.Second).After(t)
+	}
+	return false
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// newID returns a server-assigned id: a UUID, time-ordered (version 7) so
+// that new rows land together in the indexes.
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+

@@ -1,0 +1,221 @@
+// Package server is the HTTP face of the infusion FHIR server: Echo routing,
+// middleware (request id, request log, recovery, content negotiation) and the
+// FHIR REST handlers of https://hl7.org/fhir/R4/http.html. Every error
+// becomes an OperationOutcome in one place, handleError.
+//
+// Routes (for each stored type T):
+//
+//	GET    /metadata                   CapabilityStatement
+//	GET    /healthz                    200 when the database answers
+//	GET    /_history                   system history
+//	POST   /T                          create
+//	GET    /T/_history                 type history
+//	GET    /T/{id}                     read
+//	PUT    /T/{id}                     update (creates with a client id)
+//	DELETE /T/{id}                     delete
+//	GET    /T/{id}/_history            instance history
+//	GET    /T/{id}/_history/{vid}      vread
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"infusion/conformance"
+	"infusion/fhir/validate"
+	"infusion/mapping"
+	"infusion/store"
+)
+
+// StoredTypes are the resource types this server stores.
+var storedTypes = []string{"MedicationRequest", "MedicationAdministration", "Observation"}
+
+// Software and Version name the server in its CapabilityStatement.
+const (
+	Software = "infusion"
+	Version  = "0.1.0"
+)
+
+// Server is the FHIR server: its handlers, store and validator.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Store
+	validator *validate.Validator
+	mapper    *mapping.Mapper
+	echo      *echo.Echo
+	types     map[string]bool
+	routes    []route
+	started   time.Time
+}
+
+// route is one endpoint; the CapabilityStatement is derived from them.
+type route struct {
+	method, path string
+	interaction  string // the restful interaction it implements, "" for none
+	perType      bool   // registered for each stored type
+	handler      func(*Server, echo.Context) error
+}
+
+// routeTable lists every endpoint. perType paths hold :type, bound to one
+// stored type at a time.
+var routeTable = []route{
+	{http.MethodGet, "/metadata", "", false, (*Server).capabilities},
+	{http.MethodGet, "/_history", conformance.HistorySystem, false, (*Server).history},
+	{http.MethodPost, "/:type", conformance.Create, true, (*Server).create},
+	{http.MethodGet, "/:type/_history", conformance.HistoryType, true, (*Server).history},
+	{http.MethodGet, "/:type/:id", conformance.Read, true, (*Server).read},
+	{http.MethodPut, "/:type/:id", conformance.Update, true, (*Server).update},
+	{http.MethodDelete, "/:type/:id", conformance.Delete, true, (*Server).delete},
+	{http.MethodGet, "/:type/:id/_history", conformance.HistoryInstance, true, (*Server).history},
+	{http.MethodGet, "/:type/:id/_history/:vid", conformance.VRead, true, (*Server).vread},
+}
+
+// New opens the store and builds the server. Close releases it.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	v, err := validate.New(storedTypes...)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DBPath, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		store:     st,
+		validator: v,
+		mapper:    mapping.NewMapper(mapping.DefaultClassifier()),
+		types:     map[string]bool{},
+		routes:    routeTable,
+		started:   time.Now(),
+	}
+	for _, t := range storedTypes {
+		s.types[t] = true
+	}
+	s.echo = s.newEcho()
+	return s, nil
+}
+
+func (s *Server) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogURI: true, LogMethod: true, LogLatency: true, LogRequestID: true,
+		LogError: true, HandleError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			s.log.LogAttrs(c.Request().Context(), level, "request",
+				slog.String("method", v.Method), slog.String("uri", v.URI), slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency), slog.String("request_id", v.RequestID))
+			return nil
+		},
+	}))
+	e.Use(middleware.Recover())
+	e.GET("/healthz", s.healthz)
+	for _, r := range s.routes {
+		h := r.handler
+		handler := func(c echo.Context) error {
+			if t := c.Param("type"); t != "" && !s.types[t] {
+				return unsupportedType(t, s.validator.IsResourceType(t))
+			}
+			return h(s, c)
+		}
+		e.Add(r.method, r.path, handler, negotiate)
+	}
+	return e
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Close closes the store.
+func (s *Server) Close() error { return s.store.Close() }
+
+// Serve listens on cfg.Addr and serves until ctx ends, then shuts down
+// gracefully: requests in flight finish (up to ShutdownTimeout) and the
+// database is closed.
+func Serve(ctx context.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
+	s, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	cfg.Logger.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("db", cfg.DBPath))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		err = srv.Shutdown(shutdownCtx)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return errors.Join(err, s.Close())
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Error("health check", slog.String("error", err.Error()))
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// capabilities answers GET /metadata from the route table.
+func (s *Server) capabilities(c echo.Context) error {
+	d := conformance.Description{
+		Software:    Software,
+		Version:     Version,
+		BaseURL:     s.baseURL(c),
+		Date:        s.started,
+		Description: "FHIR R4 server for infusion therapy in chronic pain",
+	}
+	for _, t := range storedTypes {
+		res := conformance.Resource{Type: t}
+		for _, r := range s.routes {
+			if r.perType && r.interaction != "" {
+				res.Interactions = append(res.Interactions, r.interaction)
+			}
+		}
+		d.Resources = append(d.Resources, res)
+	}
+	for _, r := range s.routes {
+		if !r.perType && r.interaction != "" {
+			d.System = append(d.System, r.interaction)
+		}
+	}
+	return s.writeJSON(c, http.StatusOK, conformance.Capability(d))
+}
