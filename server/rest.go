@@ -258,4 +258,3 @@ func newID() string {
 	}
 	return id.String()
 }
-

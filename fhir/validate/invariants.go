@@ -11,10 +11,14 @@ import (
 )
 
 // invariant is a base R4 constraint that the schema cannot express. check
-// returns "" when the element satisfies it, else what is wrong.
+// returns "" when the element satisfies it, else what is wrong. at, when
+// set, names the child element the issue points at (the one present that
+// should not be, or that lacks its companion); else the issue points at the
+// element the invariant is declared on.
 type invariant struct {
 	key   string
 	check func(obj map[string]any) string
+	at    func(obj map[string]any) string
 }
 
 // invariants are the base constraints of the R4 types, by the type (or
@@ -32,14 +36,14 @@ var invariants = map[string][]invariant{
 			return "an extension must have either extensions or a value[x], not both"
 		}
 		return ""
-	}}},
+	}, nil}},
 	"Quantity": {qty3},
 	"SimpleQuantity": {qty3, {"sqty-1", func(o map[string]any) string {
 		if _, ok := o["comparator"]; ok {
 			return "a SimpleQuantity has no comparator"
 		}
 		return ""
-	}}},
+	}, nil}},
 	"Duration": {qty3, {"drt-1", func(o map[string]any) string {
 		if _, ok := o["code"]; !ok {
 			return ""
@@ -48,7 +52,7 @@ var invariants = map[string][]invariant{
 			return "a duration with a code needs a value and the UCUM system"
 		}
 		return ""
-	}}},
+	}, nil}},
 	"Age": {qty3, {"age-1", func(o map[string]any) string {
 		if msg := ucumQuantity(o); msg != "" {
 			return msg
@@ -57,8 +61,8 @@ var invariants = map[string][]invariant{
 			return "an age must be above zero"
 		}
 		return ""
-	}}},
-	"Distance": {qty3, {"dis-1", ucumQuantity}},
+	}, nil}},
+	"Distance": {qty3, {"dis-1", ucumQuantity, nil}},
 	"Count": {qty3, {"cnt-3", func(o map[string]any) string {
 		if msg := ucumQuantity(o); msg != "" {
 			return msg
@@ -70,7 +74,7 @@ var invariants = map[string][]invariant{
 			return "a count must be a whole number"
 		}
 		return ""
-	}}},
+	}, nil}},
 	"Range": {{"rng-2", func(o map[string]any) string {
 		low, _ := o["low"].(map[string]any)
 		high, _ := o["high"].(map[string]any)
@@ -80,7 +84,7 @@ var invariants = map[string][]invariant{
 			return "the low value must not be above the high value"
 		}
 		return ""
-	}}},
+	}, nil}},
 	"Ratio": {{"rat-1", func(o map[string]any) string {
 		_, num := o["numerator"]
 		_, den := o["denominator"]
@@ -92,7 +96,7 @@ var invariants = map[string][]invariant{
 			return "a ratio without numerator and denominator needs an extension"
 		}
 		return ""
-	}}},
+	}, nil}},
 	"Period": {{"per-1", func(o map[string]any) string {
 		start, sok := o["start"].(string)
 		end, eok := o["end"].(string)
@@ -105,15 +109,15 @@ var invariants = map[string][]invariant{
 			return "the start must not be after the end"
 		}
 		return ""
-	}}},
+	}, nil}},
 	"Timing.repeat": {
-		{"tim-1", needs("duration", "durationUnit", "a duration needs a durationUnit")},
-		{"tim-2", needs("period", "periodUnit", "a period needs a periodUnit")},
-		{"tim-4", nonNegative("duration")},
-		{"tim-5", nonNegative("period")},
-		{"tim-6", needs("periodMax", "period", "periodMax needs a period")},
-		{"tim-7", needs("durationMax", "duration", "durationMax needs a duration")},
-		{"tim-8", needs("countMax", "count", "countMax needs a count")},
+		{"tim-1", needs("duration", "durationUnit", "a duration needs a durationUnit"), child("duration")},
+		{"tim-2", needs("period", "periodUnit", "a period needs a periodUnit"), child("period")},
+		{"tim-4", nonNegative("duration"), child("duration")},
+		{"tim-5", nonNegative("period"), child("period")},
+		{"tim-6", needs("periodMax", "period", "periodMax needs a period"), child("periodMax")},
+		{"tim-7", needs("durationMax", "duration", "durationMax needs a duration"), child("durationMax")},
+		{"tim-8", needs("countMax", "count", "countMax needs a count"), child("countMax")},
 		{"tim-9", func(o map[string]any) string {
 			if _, ok := o["offset"]; !ok {
 				return ""
@@ -129,7 +133,7 @@ var invariants = map[string][]invariant{
 				}
 			}
 			return ""
-		}},
+		}, child("offset")},
 		{"tim-10", func(o map[string]any) string {
 			_, tod := o["timeOfDay"]
 			_, when := o["when"]
@@ -137,16 +141,16 @@ var invariants = map[string][]invariant{
 				return "timeOfDay and when cannot both be given"
 			}
 			return ""
-		}},
+		}, nil},
 	},
-	"Attachment": {{"att-1", needs("data", "contentType", "an attachment with data needs a contentType")}},
+	"Attachment": {{"att-1", needs("data", "contentType", "an attachment with data needs a contentType"), child("data")}},
 	"Observation": {
 		{"obs-6", func(o map[string]any) string {
 			if _, ok := o["dataAbsentReason"]; ok && hasValueX(o) {
 				return "dataAbsentReason is only allowed when there is no value[x]"
 			}
 			return ""
-		}},
+		}, child("dataAbsentReason")},
 		{"obs-7", func(o map[string]any) string {
 			if !hasValueX(o) {
 				return ""
@@ -161,14 +165,14 @@ var invariants = map[string][]invariant{
 				}
 			}
 			return ""
-		}},
+		}, valueElement},
 	},
 	"Observation.component": {{"obs-6", func(o map[string]any) string {
 		if _, ok := o["dataAbsentReason"]; ok && hasValueX(o) {
 			return "dataAbsentReason is only allowed when there is no value[x]"
 		}
 		return ""
-	}}},
+	}, child("dataAbsentReason")}},
 	"Observation.referenceRange": {{"obs-3", func(o map[string]any) string {
 		_, low := o["low"]
 		_, high := o["high"]
@@ -177,7 +181,7 @@ var invariants = map[string][]invariant{
 			return "a reference range needs a low, a high or a text"
 		}
 		return ""
-	}}},
+	}, nil}},
 	"MedicationAdministration.dosage": {{"mad-1", func(o map[string]any) string {
 		_, dose := o["dose"]
 		_, rq := o["rateQuantity"]
@@ -186,7 +190,7 @@ var invariants = map[string][]invariant{
 			return "a dosage needs a dose or a rate[x]"
 		}
 		return ""
-	}}},
+	}, nil}},
 }
 
 const ucum = "http://unitsofmeasure.org"
@@ -198,7 +202,7 @@ var qty3 = invariant{"qty-3", func(o map[string]any) string {
 		return "a quantity with a code needs a system"
 	}
 	return ""
-}}
+}, nil}
 
 // ucumQuantity is the shared part of age-1, dis-1 and cnt-3: a value needs a
 // code, and the system, if any, is UCUM.
@@ -210,6 +214,21 @@ func ucumQuantity(o map[string]any) string {
 	}
 	if s, ok := o["system"]; ok && s != ucum {
 		return "the system must be UCUM"
+	}
+	return ""
+}
+
+// child points an invariant's issue at the named child element.
+func child(name string) func(map[string]any) string {
+	return func(map[string]any) string { return name }
+}
+
+// valueElement points an invariant's issue at the value[x] present.
+func valueElement(o map[string]any) string {
+	for k := range o {
+		if strings.HasPrefix(k, "value") {
+			return k
+		}
 	}
 	return ""
 }

@@ -184,7 +184,13 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 	}
 	for _, inv := range invariants[typeName] {
 		if msg := inv.check(obj); msg != "" {
-			w.report(fhir.IssueInvariant, path, "%s: %s", inv.key, msg)
+			at := path
+			if inv.at != nil {
+				if name := inv.at(obj); name != "" {
+					at += "." + name
+				}
+			}
+			w.report(fhir.IssueInvariant, at, "%s: %s", inv.key, msg)
 		}
 	}
 }
@@ -333,14 +339,14 @@ func (w *walker) checkReference(path string, e *element, obj map[string]any, sc 
 			}
 			ct, ok := sc.contained[r.ID]
 			if !ok {
-				w.report(fhir.IssueInvariant, path+".reference", "ref-1: %q refers to a contained resource, but none has the id %q", ref, r.ID)
+				w.report(fhir.IssueInvariant, path, "ref-1: %q refers to a contained resource, but none has the id %q", ref, r.ID)
 				return
 			}
 			sc.referenced[r.ID] = true
 			target = ct
 		case fhir.RefLiteral, fhir.RefConditional:
 			if !w.m.isResourceType(r.Type) {
-				w.report(fhir.IssueValue, path+".reference", "%q does not name an R4 resource type (expected Type/id)", ref)
+				w.report(fhir.IssueValue, path, "%q does not name an R4 resource type (expected Type/id)", ref)
 				return
 			}
 			if typeName != "" && typeName != r.Type {
@@ -349,7 +355,7 @@ func (w *walker) checkReference(path string, e *element, obj map[string]any, sc 
 			}
 			target = r.Type
 		case fhir.RefInvalid:
-			w.report(fhir.IssueValue, path+".reference", "%q is not a valid reference (expected Type/id, an absolute URL, urn:uuid:…, or #id)", ref)
+			w.report(fhir.IssueValue, path, "%q is not a valid reference (expected Type/id, an absolute URL, urn:uuid:…, or #id)", ref)
 			return
 		}
 	}
