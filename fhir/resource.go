@@ -20,10 +20,18 @@ const MaxDepth = 64
 // generic tree of it for validation (objects as map[string]any, arrays as
 // []any, numbers as json.Number so that decimal text such as 0.50 is kept).
 type Resource struct {
-	Type string         // resourceType
-	ID   string         // id, or "" when absent
-	Tree map[string]any // the decoded JSON
-	raw  []byte
+	Type    string         // resourceType
+	ID      string         // id, or "" when absent
+	Tree    map[string]any // the decoded JSON
+	raw     []byte
+	members []member // the top-level members as sent, in order
+}
+
+// member is a top-level member of the resource: its name and its value's
+// JSON text as received.
+type member struct {
+	name  string
+	value []byte
 }
 
 // Parse decodes a resource. It rejects what JSON allows but FHIR does not:
@@ -32,22 +40,21 @@ type Resource struct {
 // Errors are *Error of KindInvalid with code "structure".
 func Parse(data []byte) (*Resource, error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(data))
-	v, err := decodeValue(dec, 0)
+	if dec.PeekKind() != '{' {
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, syntaxError(err)
+		}
+		return nil, Errorf(KindInvalid, IssueStructure, "", "a resource must be a JSON object")
+	}
+	d := &decoder{dec: dec, raw: data}
+	v, err := d.value(0)
 	if err != nil {
 		return nil, syntaxError(err)
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {
 		return nil, Errorf(KindInvalid, IssueStructure, "", "invalid JSON: unexpected data after the resource at byte %d", dec.InputOffset())
 	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, Errorf(KindInvalid, IssueStructure, "", "a resource must be a JSON object")
-	}
-	return FromTree(obj, data)
-}
-
-// FromTree makes a Resource from a decoded tree and its JSON text.
-func FromTree(obj map[string]any, raw []byte) (*Resource, error) {
+	obj := v.(map[string]any)
 	rt, ok := obj["resourceType"].(string)
 	if !ok {
 		return nil, Errorf(KindInvalid, IssueRequired, "resourceType", "the resource has no resourceType (a string naming its type)")
@@ -55,7 +62,7 @@ func FromTree(obj map[string]any, raw []byte) (*Resource, error) {
 	if !isTypeName(rt) {
 		return nil, Errorf(KindInvalid, IssueValue, "resourceType", "resourceType %q is not a FHIR resource type name", rt)
 	}
-	r := &Resource{Type: rt, Tree: obj, raw: raw}
+	r := &Resource{Type: rt, Tree: obj, raw: data, members: d.members}
 	if id, ok := obj["id"].(string); ok {
 		r.ID = id
 	}
@@ -77,7 +84,15 @@ func isTypeName(s string) bool {
 	return true
 }
 
-func decodeValue(dec *jsontext.Decoder, depth int) (any, error) {
+// decoder builds the generic tree and records the top-level members' text.
+type decoder struct {
+	dec     *jsontext.Decoder
+	raw     []byte
+	members []member
+}
+
+func (d *decoder) value(depth int) (any, error) {
+	dec := d.dec
 	if depth > MaxDepth {
 		return nil, fmt.Errorf("nesting deeper than %d levels at %s", MaxDepth, dec.StackPointer())
 	}
@@ -94,11 +109,16 @@ func decodeValue(dec *jsontext.Decoder, depth int) (any, error) {
 				return nil, err
 			}
 			name := tok.String()
-			v, err := decodeValue(dec, depth+1)
+			start := dec.InputOffset()
+			v, err := d.value(depth + 1)
 			if err != nil {
 				return nil, err
 			}
 			obj[name] = v
+			if depth == 0 {
+				text := bytes.TrimLeft(d.raw[start:dec.InputOffset()], " \t\r\n:")
+				d.members = append(d.members, member{name, text})
+			}
 		}
 		if _, err := dec.ReadToken(); err != nil {
 			return nil, err
@@ -107,7 +127,7 @@ func decodeValue(dec *jsontext.Decoder, depth int) (any, error) {
 	case '[':
 		arr := []any{}
 		for dec.PeekKind() != ']' {
-			v, err := decodeValue(dec, depth+1)
+			v, err := d.value(depth + 1)
 			if err != nil {
 				return nil, err
 			}
@@ -174,24 +194,21 @@ func (r *Resource) Prepare(id string) (*Prepared, error) {
 	head = append(head, `,"meta":{"versionId":"`...)
 	tail = append(tail, '"')
 	var rest []byte
-	err := eachMember(r.raw, func(name string, v jsontext.Value) error {
-		switch name {
+	for _, m := range r.members {
+		switch m.name {
 		case "resourceType", "id":
-			return nil
 		case "meta":
-			err := eachMember(v, func(name string, v jsontext.Value) error {
+			err := eachMember(m.value, func(name string, v []byte) {
 				if name != "versionId" && name != "lastUpdated" {
 					tail = appendMember(tail, name, v)
 				}
-				return nil
 			})
-			return err
+			if err != nil {
+				return nil, Errorf(KindInvalid, IssueStructure, "meta", "meta must be a JSON object: %v", err)
+			}
+		default:
+			rest = appendMember(rest, m.name, m.value)
 		}
-		rest = appendMember(rest, name, v)
-		return nil
-	})
-	if err != nil {
-		return nil, Errorf(KindInvalid, IssueStructure, "", "invalid JSON: %v", err)
 	}
 	tail = append(tail, '}')
 	tail = append(tail, rest...)
@@ -210,7 +227,7 @@ func (p *Prepared) Bytes(versionID, lastUpdated string) []byte {
 }
 
 // eachMember calls fn with each member of a JSON object, in order.
-func eachMember(object []byte, fn func(name string, v jsontext.Value) error) error {
+func eachMember(object []byte, fn func(name string, v []byte)) error {
 	dec := jsontext.NewDecoder(bytes.NewReader(object))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return fmt.Errorf("not a JSON object")
@@ -225,19 +242,22 @@ func eachMember(object []byte, fn func(name string, v jsontext.Value) error) err
 		if err != nil {
 			return err
 		}
-		if err := fn(name, v); err != nil {
-			return err
-		}
+		fn(name, v)
 	}
 	return nil
 }
 
-// appendMember appends ,"name":value with the value compacted.
-func appendMember(dst []byte, name string, v jsontext.Value) []byte {
+// appendMember appends ,"name":value with the value compacted (whitespace
+// dropped; strings and numbers kept exactly as written).
+func appendMember(dst []byte, name string, v []byte) []byte {
 	dst = append(dst, ',')
 	dst, _ = jsontext.AppendQuote(dst, name)
 	dst = append(dst, ':')
-	v = v.Clone()
-	_ = v.Compact()
-	return append(dst, v...)
+	start := len(dst)
+	dst = append(dst, v...)
+	compact := jsontext.Value(dst[start:])
+	if err := compact.Compact(); err != nil {
+		return append(dst[:start], v...) // already validated JSON: cannot happen
+	}
+	return dst[:start+len(compact)]
 }

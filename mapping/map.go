@@ -1,8 +1,12 @@
 package mapping
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"strings"
 	"time"
 
@@ -10,6 +14,20 @@ import (
 
 	"infusion/fhir"
 )
+
+// decodeOptions let the faster JSON decoder fill the generated structs,
+// whose decimals are encoding/json Numbers (kept as their text).
+var decodeOptions = jsonv2.WithUnmarshalers(jsonv2.UnmarshalFromFunc(func(dec *jsontext.Decoder, n *json.Number) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	if tok.Kind() != '0' {
+		return fmt.Errorf("expected a number, got %v", tok.Kind())
+	}
+	*n = json.Number(tok.String())
+	return nil
+}))
 
 // Mapper maps FHIR resources to the infusion model.
 type Mapper struct {
@@ -22,31 +40,28 @@ func NewMapper(c *Classifier) *Mapper { return &Mapper{classes: c} }
 // Map maps one stored version of a resource (its JSON as stored) to model
 // rows. Types other than the three infusion types map to no rows.
 func (m *Mapper) Map(typeName, id string, version int, body []byte) (Rows, error) {
-	var contained struct {
-		Contained []json.RawMessage `json:"contained"`
-	}
 	switch typeName {
 	case "MedicationRequest":
 		var r models.MedicationRequest
-		if err := json.Unmarshal(body, &r); err != nil {
+		contained, err := decode(body, &r)
+		if err != nil {
 			return Rows{}, fmt.Errorf("mapping MedicationRequest/%s: %w", id, err)
 		}
-		_ = json.Unmarshal(body, &contained)
-		o := m.order(r, contained.Contained)
+		o := m.order(r, contained)
 		o.ID, o.Version = id, version
 		return Rows{Order: o}, nil
 	case "MedicationAdministration":
 		var r models.MedicationAdministration
-		if err := json.Unmarshal(body, &r); err != nil {
+		contained, err := decode(body, &r)
+		if err != nil {
 			return Rows{}, fmt.Errorf("mapping MedicationAdministration/%s: %w", id, err)
 		}
-		_ = json.Unmarshal(body, &contained)
-		a := m.administration(r, contained.Contained)
+		a := m.administration(r, contained)
 		a.ID, a.Version = id, version
 		return Rows{Administration: a}, nil
 	case "Observation":
 		var r models.Observation
-		if err := json.Unmarshal(body, &r); err != nil {
+		if _, err := decode(body, &r); err != nil {
 			return Rows{}, fmt.Errorf("mapping Observation/%s: %w", id, err)
 		}
 		as := assessments(r)
@@ -56,6 +71,22 @@ func (m *Mapper) Map(typeName, id string, version int, body []byte) (Rows, error
 		return Rows{Assessments: as}, nil
 	}
 	return Rows{}, nil
+}
+
+// decode fills a generated struct from a stored resource and returns the
+// resource's contained resources, which the structs leave out.
+func decode(body []byte, v any) ([]json.RawMessage, error) {
+	if err := jsonv2.Unmarshal(body, v, decodeOptions); err != nil {
+		return nil, err
+	}
+	if !bytes.Contains(body, []byte(`"contained"`)) {
+		return nil, nil
+	}
+	var c struct {
+		Contained []json.RawMessage `json:"contained"`
+	}
+	err := jsonv2.Unmarshal(body, &c, decodeOptions)
+	return c.Contained, err
 }
 
 func (m *Mapper) order(r models.MedicationRequest, contained []json.RawMessage) *Order {

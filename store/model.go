@@ -57,8 +57,9 @@ func (m *modelStatements) all() []*sql.Stmt {
 }
 
 // replaceRows replaces the model rows of a resource with those of its new
-// version (none for a delete).
-func replaceRows(t *Tx, typ, id string, version int, rows mapping.Rows) error {
+// version (none for a delete). fresh says the resource had no rows before
+// (a new resource, or one whose current version is a delete).
+func replaceRows(t *Tx, typ, id string, version int, rows mapping.Rows, fresh bool) error {
 	m := &t.stmts.model
 	exec := func(s *sql.Stmt, args ...any) error {
 		_, err := t.tx.StmtContext(t.ctx, s).ExecContext(t.ctx, args...)
@@ -73,9 +74,11 @@ func replaceRows(t *Tx, typ, id string, version int, rows mapping.Rows) error {
 	case "Observation":
 		deletes = []*sql.Stmt{m.deleteAssessments}
 	}
-	for _, s := range deletes {
-		if err := exec(s, id); err != nil {
-			return err
+	if !fresh {
+		for _, s := range deletes {
+			if err := exec(s, id); err != nil {
+				return err
+			}
 		}
 	}
 	if o := rows.Order; o != nil {

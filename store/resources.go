@@ -95,7 +95,7 @@ func (t *Tx) Put(p Put) (v Version, created bool, err error) {
 	if err := t.insertVersion(&v); err != nil {
 		return Version{}, false, err
 	}
-	if err := replaceRows(t, p.Type, p.ID, v.VersionID, p.Rows); err != nil {
+	if err := replaceRows(t, p.Type, p.ID, v.VersionID, p.Rows, cur == 0 || deleted); err != nil {
 		return Version{}, false, fmt.Errorf("store: writing the model rows of %s/%s: %w", p.Type, p.ID, err)
 	}
 	return v, cur == 0 || deleted, nil
@@ -132,7 +132,7 @@ func (t *Tx) Delete(typ, id string, ifMatch int) (Version, DeleteResult, error) 
 	if err := t.insertVersion(&v); err != nil {
 		return Version{}, 0, err
 	}
-	if err := replaceRows(t, typ, id, v.VersionID, mapping.Rows{}); err != nil {
+	if err := replaceRows(t, typ, id, v.VersionID, mapping.Rows{}, false); err != nil {
 		return Version{}, 0, fmt.Errorf("store: removing the model rows of %s/%s: %w", typ, id, err)
 	}
 	return v, Deleted, nil
@@ -249,6 +249,7 @@ func finish(v *Version, lastUpdated string) error {
 type statements struct {
 	readCurrent, readVersion                    *sql.Stmt
 	writerCurrent, insertVersion, upsertCurrent *sql.Stmt
+	savepoint, rollbackTo, release              *sql.Stmt
 	model                                       modelStatements
 }
 
@@ -275,12 +276,16 @@ func (st *statements) prepare(ctx context.Context, read, write *sql.DB) error {
 	st.upsertCurrent = prep(write, `INSERT INTO resources (type, id, version, seq, deleted, last_updated) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, seq = excluded.seq,
 		deleted = excluded.deleted, last_updated = excluded.last_updated`)
+	st.savepoint = prep(write, "SAVEPOINT w")
+	st.rollbackTo = prep(write, "ROLLBACK TO w")
+	st.release = prep(write, "RELEASE w")
 	st.model.prepare(func(query string) *sql.Stmt { return prep(write, query) })
 	return err
 }
 
 func (st *statements) close() {
-	for _, s := range append([]*sql.Stmt{st.readCurrent, st.readVersion, st.writerCurrent, st.insertVersion, st.upsertCurrent},
+	for _, s := range append([]*sql.Stmt{st.readCurrent, st.readVersion, st.writerCurrent, st.insertVersion, st.upsertCurrent,
+		st.savepoint, st.rollbackTo, st.release},
 		st.model.all()...) {
 		if s != nil {
 			s.Close()

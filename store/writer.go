@@ -95,15 +95,16 @@ func (s *Store) commit(batch []*job, last time.Time) time.Time {
 				results[i] = err
 				continue
 			}
-			if _, err := tx.ExecContext(context.Background(), "SAVEPOINT w"); err != nil {
+			if _, err := tx.Stmt(s.stmts.savepoint).Exec(); err != nil {
 				return err
 			}
 			results[i] = run(j.fn, &Tx{ctx: j.ctx, tx: tx, now: now, stmts: &s.stmts})
-			release := "RELEASE w"
 			if results[i] != nil {
-				release = "ROLLBACK TO w; RELEASE w"
+				if _, err := tx.Stmt(s.stmts.rollbackTo).Exec(); err != nil {
+					return err
+				}
 			}
-			if _, err := tx.ExecContext(context.Background(), release); err != nil {
+			if _, err := tx.Stmt(s.stmts.release).Exec(); err != nil {
 				return err
 			}
 		}

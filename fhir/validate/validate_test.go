@@ -6,30 +6,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"infusion/fhir"
 	"infusion/fhir/fhirtest"
-	"infusion/fhir/validate"
 )
-
-var (
-	validatorOnce sync.Once
-	validator     *validate.Validator
-	validatorErr  error
-)
-
-func newValidator(tb testing.TB) *validate.Validator {
-	tb.Helper()
-	validatorOnce.Do(func() {
-		validator, validatorErr = validate.New("MedicationRequest", "MedicationAdministration", "Observation")
-	})
-	if validatorErr != nil {
-		tb.Fatal(validatorErr)
-	}
-	return validator
-}
 
 // check parses and validates data, returning every issue as an error.
 func check(tb testing.TB, data []byte) []fhir.Issue {
@@ -41,7 +22,7 @@ func check(tb testing.TB, data []byte) []fhir.Issue {
 		}
 		tb.Fatal(err)
 	}
-	issues, err := newValidator(tb).Validate(r)
+	issues, err := fhirtest.Validator(tb).Validate(r)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func (w *walker) walkResource(path string, obj map[string]any, inside *scope) {
 			}
 			id, _ := cm["id"].(string)
 			ct, _ := cm["resourceType"].(string)
-			cpath := fmt.Sprintf("%s.contained[%d]", path, i)
+			cpath := index(path+".contained", i)
 			switch {
 			case id == "":
 				w.report(fhir.IssueRequired, cpath+".id", "a contained resource needs an id so that the resource can refer to it")
@@ -81,7 +81,7 @@ func (w *walker) walkResource(path string, obj map[string]any, inside *scope) {
 			cm, _ := c.(map[string]any)
 			id, _ := cm["id"].(string)
 			if id != "" && !sc.referenced[id] {
-				w.report(fhir.IssueInvariant, fmt.Sprintf("%s.contained[%d]", path, i),
+				w.report(fhir.IssueInvariant, index(path+".contained", i),
 					"dom-3: the contained resource %q is not referred to from elsewhere in the resource", id)
 			}
 		}
@@ -144,11 +144,11 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 		for i, item := range arr {
 			if item == nil {
 				if i >= len(twins) || twins[i] == nil {
-					w.report(fhir.IssueInvariant, fmt.Sprintf("%s[%d]", p, i), "ele-1: entry %d is null and has no extension in _%s", i, name)
+					w.report(fhir.IssueInvariant, index(p, i), "ele-1: entry %d is null and has no extension in _%s", i, name)
 				}
 				continue
 			}
-			w.walkValue(fmt.Sprintf("%s[%d]", p, i), e, item, sc)
+			w.walkValue(index(p, i), e, item, sc)
 		}
 	}
 	for group, variants := range def.choices {
@@ -277,10 +277,10 @@ func (w *walker) walkPrimitiveExtension(path string, e *element, obj map[string]
 	}
 	for i, x := range exts {
 		if x == nil && values == nil {
-			w.report(fhir.IssueInvariant, fmt.Sprintf("%s[%d]", p, i), "ele-1: entry %d has neither a value nor an extension", i)
+			w.report(fhir.IssueInvariant, index(p, i), "ele-1: entry %d has neither a value nor an extension", i)
 		}
 		if m, ok := x.(map[string]any); ok {
-			w.walkObject(fmt.Sprintf("%s[%d]", p, i), "Element", m, sc)
+			w.walkObject(index(p, i), "Element", m, sc)
 		}
 	}
 }
@@ -373,4 +373,9 @@ func (w *walker) checkReference(path string, e *element, obj map[string]any, sc 
 func asArray(v any) []any {
 	a, _ := v.([]any)
 	return a
+}
+
+// index returns the path of the i-th item of the array at path.
+func index(path string, i int) string {
+	return path + "[" + strconv.Itoa(i) + "]"
 }

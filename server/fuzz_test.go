@@ -1,0 +1,43 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"infusion/server"
+)
+
+// FuzzCreate posts arbitrary bodies: the server must never answer 500, and
+// must answer either 201 or a 4xx.
+func FuzzCreate(f *testing.F) {
+	seeds, _ := filepath.Glob("../testdata/resources/*/*.json")
+	for _, s := range seeds {
+		if data, err := os.ReadFile(s); err == nil {
+			f.Add("Observation", data)
+		}
+	}
+	f.Add("MedicationRequest", []byte(`{"resourceType":"MedicationRequest"}`))
+	app, err := server.New(context.Background(), server.Config{DBPath: filepath.Join(f.TempDir(), "fuzz.db"), MaxBody: 64 << 10})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { app.Close() })
+	h := app.Handler()
+	f.Fuzz(func(t *testing.T, typ string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/Observation", bytes.NewReader(body))
+		if typ == "MedicationRequest" || typ == "MedicationAdministration" {
+			req = httptest.NewRequest(http.MethodPost, "/"+typ, bytes.NewReader(body))
+		}
+		req.Header.Set("Content-Type", "application/fhir+json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated && (rec.Code < 400 || rec.Code >= 500) {
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+	})
+}

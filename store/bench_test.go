@@ -1,0 +1,48 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"infusion/fhir"
+	"infusion/mapping"
+	"infusion/store"
+)
+
+// BenchmarkPut measures the store alone: parallel creates of an infusion
+// order with its model rows, group-committed.
+func BenchmarkPut(b *testing.B) {
+	s := openStore(b)
+	body, err := os.ReadFile("../testdata/resources/valid/medicationrequest-ketamine-crps.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := fhir.Parse(body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows, err := mapping.NewMapper(mapping.DefaultClassifier()).Map("MedicationRequest", "x", 1, body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := fmt.Sprintf("o%d", n.Add(1))
+			p, _ := r.Prepare(id)
+			err := s.Update(context.Background(), func(tx *store.Tx) error {
+				_, _, err := tx.Put(store.Put{Type: "MedicationRequest", ID: id, Create: true, Body: p, Rows: rows})
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
