@@ -22,6 +22,9 @@ type element struct {
 	Required bool     `json:"required,omitempty"`
 	Binding  string   `json:"binding,omitempty"` // value set of a required binding
 	Targets  []string `json:"targets,omitempty"` // allowed reference targets; "Resource" means any
+
+	primitive bool   // Type is a primitive type
+	twin      string // "_" + Name: the primitive extension's JSON name
 }
 
 // typeDef is a FHIR type: a resource, a datatype, a primitive, or a backbone
@@ -53,6 +56,8 @@ func loadModel() (*elementModel, error) {
 		t.choices = map[string][]*element{}
 		for i := range t.Elements {
 			e := &t.Elements[i]
+			e.primitive = m.isPrimitive(e.Type)
+			e.twin = "_" + e.Name
 			t.byName[e.Name] = e
 			if e.Choice != "" {
 				if len(t.choices[e.Choice]) == 0 && e.Required {
@@ -61,7 +66,7 @@ func loadModel() (*elementModel, error) {
 				t.choices[e.Choice] = append(t.choices[e.Choice], e)
 				continue
 			}
-			if e.Required && m.isPrimitive(e.Type) {
+			if e.Required && e.primitive {
 				t.required = append(t.required, e)
 			}
 		}

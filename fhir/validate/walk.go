@@ -119,7 +119,7 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 			continue
 		}
 		if twin, ok := strings.CutPrefix(name, "_"); ok {
-			if e := def.byName[twin]; e != nil && w.m.isPrimitive(e.Type) {
+			if e := def.byName[twin]; e != nil && e.primitive {
 				w.walkPrimitiveExtension(path, e, obj, v, sc)
 			}
 			continue
@@ -152,23 +152,27 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 		}
 	}
 	for group, variants := range def.choices {
-		var present []string
+		n := 0
 		for _, e := range variants {
-			if _, ok := obj[e.Name]; ok {
-				present = append(present, e.Name)
-			} else if _, ok := obj["_"+e.Name]; ok {
-				present = append(present, "_"+e.Name)
+			if present(obj, e) {
+				n++
 			}
 		}
-		if len(present) > 1 {
-			w.report(fhir.IssueStructure, path+"."+group+"[x]", "%s[x] takes one value, but %s were given", group, strings.Join(present, " and "))
+		if n > 1 {
+			var names []string
+			for _, e := range variants {
+				if present(obj, e) {
+					names = append(names, e.Name)
+				}
+			}
+			w.report(fhir.IssueStructure, path+"."+group+"[x]", "%s[x] takes one value, but %s were given", group, strings.Join(names, " and "))
 		}
 	}
 	for _, e := range def.required {
 		if e.Choice != "" {
 			found := false
 			for _, v := range def.choices[e.Choice] {
-				if has(obj, v.Name) {
+				if present(obj, v) {
 					found = true
 					break
 				}
@@ -178,7 +182,7 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 			}
 			continue
 		}
-		if !has(obj, e.Name) {
+		if !present(obj, e) {
 			w.report(fhir.IssueRequired, path+"."+e.Name, "missing required element %q", e.Name)
 		}
 	}
@@ -193,6 +197,16 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 			w.report(fhir.IssueInvariant, at, "%s: %s", inv.key, msg)
 		}
 	}
+}
+
+// present reports whether obj has element e, as a value or only as a
+// primitive extension.
+func present(obj map[string]any, e *element) bool {
+	if _, ok := obj[e.Name]; ok {
+		return true
+	}
+	_, ok := obj[e.twin]
+	return ok
 }
 
 // has reports whether obj has the element name, as a value or only as a
@@ -219,7 +233,7 @@ func (w *walker) walkValue(path string, e *element, v any, sc *scope) {
 			w.walkResource(path, obj, nil) // an independent resource: its own scope
 		}
 		return
-	case w.m.isPrimitive(e.Type):
+	case e.primitive:
 		w.checkPrimitive(path, e, v)
 		return
 	}
