@@ -1,0 +1,32 @@
+package server_test
+
+import (
+	"io"
+	"testing"
+
+	"infusion/server"
+)
+
+func TestParseFlags(t *testing.T) {
+	env := map[string]string{"INFUSION_ADDR": ":9000", "INFUSION_DB": "/data/env.db"}
+	getenv := func(k string) string { return env[k] }
+	tests := []struct {
+		args []string
+		want server.Config
+	}{
+		{nil, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 16 << 20}},
+		{[]string{"-addr", ":7000", "-db", "flag.db", "-max-body", "1MiB", "-base-url", "https://fhir.example.org/r4"},
+			server.Config{Addr: ":7000", DBPath: "flag.db", MaxBody: 1 << 20, BaseURL: "https://fhir.example.org/r4"}},
+		{[]string{"-max-body", "2048"}, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 2048}},
+	}
+	for _, tt := range tests {
+		got, err := server.ParseFlags(tt.args, getenv, io.Discard)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseFlags(%v) = %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
+	}
+	defaults, err := server.ParseFlags(nil, func(string) string { return "" }, io.Discard)
+	if err != nil || defaults.Addr != ":8080" || defaults.DBPath != "infusion.db" || defaults.MaxBody != 16<<20 {
+		t.Errorf("defaults = %+v, %v", defaults, err)
+	}
+}
