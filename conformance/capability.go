@@ -3,6 +3,7 @@
 package conformance
 
 import (
+	"slices"
 	"time"
 
 	"infusion/fhir"
@@ -18,7 +19,6 @@ const (
 	HistoryInstance = "history-instance"
 	HistoryType     = "history-type"
 	Create          = "create"
-	SearchType      = "search-type"
 	HistorySystem   = "history-system"
 )
 
@@ -98,12 +98,12 @@ func Capability(d Description) CapabilityStatement {
 	r := rest{Mode: "server", Resource: []resource{}}
 	for _, res := range d.Resources {
 		rr := resource{
-			Type:        res.Type,
-			Profile:     "http://hl7.org/fhir/StructureDefinition/" + res.Type,
-			Versioning:  "versioned-update",
-			ReadHistory: has(res.Interactions, VRead),
+			Type:         res.Type,
+			Profile:      "http://hl7.org/fhir/StructureDefinition/" + res.Type,
+			Versioning:   "versioned-update",
+			ReadHistory:  slices.Contains(res.Interactions, VRead),
+			UpdateCreate: slices.Contains(res.Interactions, Update),
 		}
-		rr.UpdateCreate = has(res.Interactions, Update)
 		for _, code := range res.Interactions {
 			rr.Interaction = append(rr.Interaction, interaction{Code: code})
 		}
@@ -114,13 +114,4 @@ func Capability(d Description) CapabilityStatement {
 	}
 	cs.Rest = []rest{r}
 	return cs
-}
-
-func has(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ package fhir_test
 import (
 	"os"
 	"testing"
+	"time"
 
 	"infusion/fhir"
 )
@@ -18,7 +19,7 @@ func BenchmarkPrepare(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		p, _ := r.Prepare("x")
-		_ = p.Bytes("1", "2026")
+		_ = p.Bytes(1, time.Now())
 	}
 }
 

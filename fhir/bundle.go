@@ -32,14 +32,8 @@ type BundleLink struct {
 type Entry struct {
 	FullURL  string          `json:"fullUrl,omitempty"`
 	Resource json.RawMessage `json:"resource,omitempty"`
-	Search   *EntrySearch    `json:"search,omitempty"`
 	Request  *EntryRequest   `json:"request,omitempty"`
 	Response *EntryResponse  `json:"response,omitempty"`
-}
-
-// EntrySearch is Bundle.entry.search.
-type EntrySearch struct {
-	Mode string `json:"mode,omitempty"`
 }
 
 // EntryRequest is Bundle.entry.request.

@@ -111,7 +111,7 @@ func TestPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := string(p.Bytes("2", "2026-03-01T10:00:00.000Z"))
+	got := string(p.Bytes(2, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)))
 	want := `{"resourceType":"Observation","id":"server-id","meta":{"versionId":"2","lastUpdated":"2026-03-01T10:00:00.000Z",` +
 		`"tag":[{"code":"x"}]},"status":"final","_status":{"extension":[{"url":"http://example.org/e","valueString":"<b>&</b>"}]},` +
 		`"valueQuantity":{"value":0.50,"unit":"mg"},"note":[{"text":"caf\u00e9   spaced"}]}`
@@ -138,7 +138,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		out := p.Bytes("1", "2026-01-01T00:00:00.000Z")
+		out := p.Bytes(1, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		again, err := fhir.Parse(out)
 		if err != nil {
 			t.Fatalf("prepared JSON does not parse: %v\n%s", err, out)

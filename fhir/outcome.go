@@ -1,9 +1,6 @@
 package fhir
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // IssueSeverity is OperationOutcome.issue.severity.
 type IssueSeverity string
@@ -29,11 +26,10 @@ const (
 	IssueCodeInvalid   IssueType = "code-invalid"
 	IssueNotSupported  IssueType = "not-supported"
 	IssueNotFound      IssueType = "not-found"
+	IssueTransient     IssueType = "transient"
 	IssueDeleted       IssueType = "deleted"
 	IssueConflict      IssueType = "conflict"
 	IssueTooLong       IssueType = "too-long"
-	IssueProcessing    IssueType = "processing"
-	IssueBusinessRule  IssueType = "business-rule"
 	IssueException     IssueType = "exception"
 	IssueInformational IssueType = "informational"
 )
@@ -89,7 +85,7 @@ const (
 	KindTooLarge                         // the body is over the limit
 	KindUnsupportedMediaType             // the body's content type is not FHIR JSON
 	KindNotAcceptable                    // no acceptable response format
-	KindUnprocessable                    // well-formed, but breaks profiles or business rules
+	KindUnavailable                      // the server cannot serve now (the database does not answer)
 )
 
 // Error is an error that carries OperationOutcome issues. Err, when set, is
@@ -128,13 +124,3 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-// ErrorKind returns the Kind of the first *Error in err's chain, or
-// KindInternal when there is none.
-func ErrorKind(err error) Kind {
-	var fe *Error
-	if errors.As(err, &fe) {
-		return fe.Kind
-	}
-	return KindInternal
-}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -199,7 +200,9 @@ func (r *Resource) Prepare(id string) (*Prepared, error) {
 		case "resourceType", "id":
 		case "meta":
 			err := eachMember(m.value, func(name string, v []byte) {
-				if name != "versionId" && name != "lastUpdated" {
+				switch name {
+				case "versionId", "_versionId", "lastUpdated", "_lastUpdated":
+				default:
 					tail = appendMember(tail, name, v)
 				}
 			})
@@ -217,12 +220,12 @@ func (r *Resource) Prepare(id string) (*Prepared, error) {
 }
 
 // Bytes returns the stored JSON of the version.
-func (p *Prepared) Bytes(versionID, lastUpdated string) []byte {
-	out := make([]byte, 0, len(p.head)+len(versionID)+len(lastUpdated)+len(p.tail)+20)
+func (p *Prepared) Bytes(versionID int, lastUpdated time.Time) []byte {
+	out := make([]byte, 0, len(p.head)+len(p.tail)+64)
 	out = append(out, p.head...)
-	out = append(out, versionID...)
+	out = strconv.AppendInt(out, int64(versionID), 10)
 	out = append(out, `","lastUpdated":"`...)
-	out = append(out, lastUpdated...)
+	out = lastUpdated.UTC().AppendFormat(out, instantLayout)
 	return append(out, p.tail...)
 }
 

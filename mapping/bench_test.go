@@ -16,7 +16,7 @@ func BenchmarkMap(b *testing.B) {
 	m := mapping.NewMapper(mapping.DefaultClassifier())
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := m.Map("MedicationRequest", "x", 1, body); err != nil {
+		if _, err := m.Map("MedicationRequest", "x", body); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -37,9 +37,9 @@ type Mapper struct {
 // NewMapper returns a Mapper that classifies drugs with c.
 func NewMapper(c *Classifier) *Mapper { return &Mapper{classes: c} }
 
-// Map maps one stored version of a resource (its JSON as stored) to model
-// rows. Types other than the three infusion types map to no rows.
-func (m *Mapper) Map(typeName, id string, version int, body []byte) (Rows, error) {
+// Map maps a resource (its JSON) with the given id to model rows. Types
+// other than the three infusion types map to no rows.
+func (m *Mapper) Map(typeName, id string, body []byte) (Rows, error) {
 	switch typeName {
 	case "MedicationRequest":
 		var r models.MedicationRequest
@@ -48,7 +48,7 @@ func (m *Mapper) Map(typeName, id string, version int, body []byte) (Rows, error
 			return Rows{}, fmt.Errorf("mapping MedicationRequest/%s: %w", id, err)
 		}
 		o := m.order(r, contained)
-		o.ID, o.Version = id, version
+		o.ID = id
 		return Rows{Order: o}, nil
 	case "MedicationAdministration":
 		var r models.MedicationAdministration
@@ -57,7 +57,7 @@ func (m *Mapper) Map(typeName, id string, version int, body []byte) (Rows, error
 			return Rows{}, fmt.Errorf("mapping MedicationAdministration/%s: %w", id, err)
 		}
 		a := m.administration(r, contained)
-		a.ID, a.Version = id, version
+		a.ID = id
 		return Rows{Administration: a}, nil
 	case "Observation":
 		var r models.Observation
@@ -66,7 +66,7 @@ func (m *Mapper) Map(typeName, id string, version int, body []byte) (Rows, error
 		}
 		as := assessments(r)
 		for i := range as {
-			as[i].Observation, as[i].Version = id, version
+			as[i].Observation = id
 		}
 		return Rows{Assessments: as}, nil
 	}

@@ -44,7 +44,7 @@ func TestMapGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows, err := m.Map(typeOf(name), "example", 1, body)
+			rows, err := m.Map(typeOf(name), "example", body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestMapFields(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := m.Map(typeOf(name), "x", 3, body)
+		rows, err := m.Map(typeOf(name), "x", body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +95,7 @@ func TestMapFields(t *testing.T) {
 		if o.DurationMinutes != 240 || o.Sessions != 5 || o.IntervalHours != 24 || o.Setting != mapping.SettingClinic {
 			t.Errorf("duration %v sessions %v interval %v setting %q", o.DurationMinutes, o.Sessions, o.IntervalHours, o.Setting)
 		}
-		if o.Patient != "Patient/pat-crps-1" || o.Version != 3 || o.Status != "active" || o.Intent != "order" {
+		if o.Patient != "Patient/pat-crps-1" || o.Status != "active" || o.Intent != "order" {
 			t.Errorf("order = %+v", o)
 		}
 		if len(o.Indications) == 0 || o.Indications[0].Code != "128200000" {
@@ -163,7 +163,7 @@ func TestMapOfficialExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := m.Map(typ, "x", 1, body); err != nil {
+			if _, err := m.Map(typ, "x", body); err != nil {
 				t.Errorf("%s: %v", filepath.Base(f), err)
 			}
 		}

@@ -79,7 +79,6 @@ type Ingredient struct {
 // Order is one MedicationRequest (every one, not only infusions).
 type Order struct {
 	ID          string
-	Version     int
 	Patient     string // "Patient/id", or "" when the subject is not a Patient
 	Status      string
 	Intent      string
@@ -127,7 +126,6 @@ type Range struct {
 // Administration is one MedicationAdministration: an infusion given (or not).
 type Administration struct {
 	ID           string
-	Version      int
 	Order        string // the request's id (MedicationRequest/{id}), "" when none
 	Patient      string
 	Status       string
@@ -146,7 +144,6 @@ type Administration struct {
 type Assessment struct {
 	Observation    string // the Observation's id
 	Index          int
-	Version        int
 	Patient        string
 	Status         string
 	Kind           AssessmentKind

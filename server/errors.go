@@ -4,10 +4,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"infusion/fhir"
+	"infusion/store"
 )
 
 // statusOf is the one table from error kind to HTTP status.
@@ -21,8 +23,18 @@ var statusOf = map[fhir.Kind]int{
 	fhir.KindTooLarge:             http.StatusRequestEntityTooLarge,
 	fhir.KindUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	fhir.KindNotAcceptable:        http.StatusNotAcceptable,
-	fhir.KindUnprocessable:        http.StatusUnprocessableEntity,
+	fhir.KindUnavailable:          http.StatusServiceUnavailable,
 	fhir.KindInternal:             http.StatusInternalServerError,
+}
+
+// kindOfStoreCode turns store errors into error kinds.
+var kindOfStoreCode = map[store.ErrorCode]struct {
+	kind fhir.Kind
+	code fhir.IssueType
+}{
+	store.ENotFound:     {fhir.KindNotFound, fhir.IssueNotFound},
+	store.EConflict:     {fhir.KindConflict, fhir.IssueConflict},
+	store.EPrecondition: {fhir.KindPreconditionFailed, fhir.IssueConflict},
 }
 
 // kindOfStatus turns the statuses Echo itself answers with (no route, wrong
@@ -47,8 +59,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	var fe *fhir.Error
 	var he *echo.HTTPError
+	var se *store.Error
 	switch {
 	case errors.As(err, &fe):
+	case errors.As(err, &se) && kindOfStoreCode[se.Code].kind != fhir.KindInternal:
+		k := kindOfStoreCode[se.Code]
+		fe = fhir.Errorf(k.kind, k.code, "", "%s", se.Message)
 	case errors.As(err, &he):
 		k, ok := kindOfStatus[he.Code]
 		if !ok {
@@ -63,14 +79,24 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 		if he.Code == http.StatusMethodNotAllowed {
 			msg = c.Request().Method + " is not supported on " + c.Request().URL.Path
+			// /Patient matches /:type (POST) but Patient is not stored here.
+			if t, _, _ := strings.Cut(strings.TrimPrefix(c.Request().URL.Path, "/"), "/"); !s.types[t] {
+				fe = s.unsupportedType(c, t)
+			}
 		}
-		fe = fhir.Errorf(k.kind, k.code, "", "%s", msg)
-		fe.Err = he.Internal
+		if fe == nil {
+			fe = fhir.Errorf(k.kind, k.code, "", "%s", msg)
+			fe.Err = he.Internal
+		}
 	default:
 		fe = &fhir.Error{Kind: fhir.KindInternal, Err: err}
 	}
 	status := statusOf[fe.Kind]
 	issues := fe.Issues
+	if fe.Err != nil && fe.Kind != fhir.KindInternal {
+		s.log.LogAttrs(c.Request().Context(), slog.LevelWarn, "request failed",
+			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)), slog.String("error", fe.Err.Error()))
+	}
 	if fe.Kind == fhir.KindInternal {
 		id := c.Response().Header().Get(echo.HeaderXRequestID)
 		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "internal error",

@@ -67,13 +67,6 @@ func TestInvalidExamples(t *testing.T) {
 	}
 }
 
-// knownBadExamples are official examples that break reference target rules
-// (see shared/fhir/README.md): the server rejects them, naming the element.
-var knownBadExamples = map[string]string{
-	"MedicationRequest-medrx0301.json": "MedicationRequest.dispenseRequest.performer",
-	"Observation-clinical-gender.json": "Observation.performer[0]",
-}
-
 // TestOfficialExamples creates every official R4 example of the three types
 // and reads each back, semantically identical.
 func TestOfficialExamples(t *testing.T) {
@@ -92,7 +85,7 @@ func TestOfficialExamples(t *testing.T) {
 				}
 				body := string(data)
 				r := ts.do(t, http.MethodPost, "/"+typ, body)
-				if want, bad := knownBadExamples[filepath.Base(f)]; bad {
+				if want, bad := fhirtest.KnownBadExamples[filepath.Base(f)]; bad {
 					if r.status != http.StatusBadRequest || !contains(r.issueExpressions(t), want) {
 						t.Errorf("want 400 naming %s, got %d %s", want, r.status, r.body)
 					}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,6 +33,9 @@ func (s *Server) history(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		if _, err := s.store.Read(c.Request().Context(), q.Type, id); err != nil {
+			return err // unknown: 404 (a deleted resource has a history)
+		}
 		q.ID = id
 		path = "/" + q.Type + "/" + id + "/_history"
 	}
@@ -59,10 +63,7 @@ func (s *Server) history(c echo.Context) error {
 		}
 		q.Before = n
 	}
-	self := url.Values{}
-	for k, v := range params {
-		self[k] = v
-	}
+	self := maps.Clone(params)
 	if q.Before > 0 {
 		self.Set("_page", strconv.FormatInt(q.Before, 10))
 	}
@@ -81,10 +82,7 @@ func (s *Server) history(c echo.Context) error {
 	}
 	if len(versions) > limit {
 		versions = versions[:limit]
-		next := url.Values{}
-		for k, v := range params {
-			next[k] = v
-		}
+		next := maps.Clone(params)
 		next.Set("_page", strconv.FormatInt(versions[limit-1].Seq, 10))
 		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: link(base+path, next)})
 	}
@@ -110,8 +108,6 @@ func historyEntry(base string, v store.Version) fhir.Entry {
 		e.Request.URL = v.Type
 		e.Response.Status = "201 Created"
 		e.Response.Location = v.Type + "/" + v.ID + "/_history/" + itoa(v.VersionID)
-	case http.MethodDelete:
-		e.Response.Status = "204 No Content"
 	}
 	if !v.Deleted {
 		e.Resource = v.Body

@@ -15,8 +15,17 @@ import (
 	"infusion/store"
 )
 
-func unsupportedType(t string, known bool) error {
-	if known {
+// unsupportedType answers a request whose first path segment is not a
+// stored type: 405 when another method serves that path (POST /metadata),
+// else 404.
+func (s *Server) unsupportedType(c echo.Context, t string) *fhir.Error {
+	for _, r := range s.routes {
+		if !r.perType && r.path == "/"+t {
+			return fhir.Errorf(fhir.KindMethodNotAllowed, fhir.IssueNotSupported, "",
+				"%s is not supported on %s", c.Request().Method, c.Request().URL.Path)
+		}
+	}
+	if s.validator.IsResourceType(t) {
 		return fhir.Errorf(fhir.KindNotFound, fhir.IssueNotSupported, "",
 			"resource type %s is not supported by this server (it stores %s)", t, strings.Join(storedTypes, ", "))
 	}
@@ -140,13 +149,13 @@ func (s *Server) put(c echo.Context, res *fhir.Resource, id string, create bool,
 	if err != nil {
 		return store.Version{}, false, err
 	}
-	rows, err := s.mapper.Map(res.Type, id, 0, res.Raw())
+	rows, err := s.mapper.Map(res.Type, id, res.Raw())
 	if err != nil {
 		return store.Version{}, false, err
 	}
 	var v store.Version
 	var created bool
-	err = s.store.Update(c.Request().Context(), func(tx *store.Tx) error {
+	err = s.store.Update(c.Request().Context(), func(tx store.Writer) error {
 		v, created, err = tx.Put(store.Put{Type: res.Type, ID: id, Create: create, IfMatch: match, Body: prepared, Rows: rows})
 		return err
 	})
@@ -165,7 +174,7 @@ func (s *Server) delete(c echo.Context) error {
 	typ := c.Param("type")
 	var v store.Version
 	var result store.DeleteResult
-	err = s.store.Update(c.Request().Context(), func(tx *store.Tx) error {
+	err = s.store.Update(c.Request().Context(), func(tx store.Writer) error {
 		v, result, err = tx.Delete(typ, id, match)
 		return err
 	})

@@ -30,13 +30,26 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"infusion/conformance"
+	"infusion/fhir"
 	"infusion/fhir/validate"
 	"infusion/mapping"
 	"infusion/store"
 )
 
-// StoredTypes are the resource types this server stores.
+// storedTypes are the resource types this server stores.
 var storedTypes = []string{"MedicationRequest", "MedicationAdministration", "Observation"}
+
+// Store is the storage the server needs; store.Store is the SQLite one.
+type Store interface {
+	Update(ctx context.Context, fn func(store.Writer) error) error
+	Read(ctx context.Context, typ, id string) (store.Version, error)
+	VRead(ctx context.Context, typ, id string, version int) (store.Version, error)
+	History(ctx context.Context, q store.HistoryQuery) ([]store.Version, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+var _ Store = (*store.Store)(nil)
 
 // Software and Version name the server in its CapabilityStatement.
 const (
@@ -48,7 +61,7 @@ const (
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
-	store     *store.Store
+	store     Store
 	validator *validate.Validator
 	mapper    *mapping.Mapper
 	echo      *echo.Echo
@@ -126,13 +139,19 @@ func (s *Server) newEcho() *echo.Echo {
 			return nil
 		},
 	}))
-	e.Use(middleware.Recover())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.LogAttrs(c.Request().Context(), slog.LevelError, "panic",
+				slog.String("error", err.Error()), slog.String("stack", string(stack)))
+			return err
+		},
+	}))
 	e.GET("/healthz", s.healthz)
 	for _, r := range s.routes {
 		h := r.handler
 		handler := func(c echo.Context) error {
 			if t := c.Param("type"); t != "" && !s.types[t] {
-				return unsupportedType(t, s.validator.IsResourceType(t))
+				return s.unsupportedType(c, t)
 			}
 			return h(s, c)
 		}
@@ -188,8 +207,8 @@ func (s *Server) healthz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.Error("health check", slog.String("error", err.Error()))
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return &fhir.Error{Kind: fhir.KindUnavailable, Err: err,
+			Issues: []fhir.Issue{{Severity: fhir.SeverityFatal, Code: fhir.IssueTransient, Diagnostics: "the database does not answer"}}}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }

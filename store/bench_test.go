@@ -24,7 +24,7 @@ func BenchmarkPut(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rows, err := mapping.NewMapper(mapping.DefaultClassifier()).Map("MedicationRequest", "x", 1, body)
+	rows, err := mapping.NewMapper(mapping.DefaultClassifier()).Map("MedicationRequest", "x", body)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func BenchmarkPut(b *testing.B) {
 		for pb.Next() {
 			id := fmt.Sprintf("o%d", n.Add(1))
 			p, _ := r.Prepare(id)
-			err := s.Update(context.Background(), func(tx *store.Tx) error {
+			err := s.Update(context.Background(), func(tx store.Writer) error {
 				_, _, err := tx.Put(store.Put{Type: "MedicationRequest", ID: id, Create: true, Body: p, Rows: rows})
 				return err
 			})

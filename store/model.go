@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"time"
 
-	"infusion/fhir"
 	"infusion/mapping"
 )
 
@@ -170,7 +169,7 @@ func instant(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	return fhir.FormatInstant(t)
+	return formatTime(t)
 }
 
 func quantity(q *mapping.Quantity) (value, unit any) {

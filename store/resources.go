@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"infusion/fhir"
 	"infusion/mapping"
 )
 
@@ -30,7 +29,7 @@ func (v Version) ETag() string { return `W/"` + strconv.Itoa(v.VersionID) + `"` 
 // Body renders the stored JSON of a new version once its version id and
 // lastUpdated instant are known.
 type Body interface {
-	Bytes(versionID, lastUpdated string) []byte
+	Bytes(versionID int, lastUpdated time.Time) []byte
 }
 
 // Put is a create or an update.
@@ -42,7 +41,15 @@ type Put struct {
 	Rows     mapping.Rows // the model rows of the new version
 }
 
-// Tx is the handle an Update function writes through.
+// Writer is what an Update function writes through: one atomic unit.
+type Writer interface {
+	Put(p Put) (v Version, created bool, err error)
+	Delete(typ, id string, ifMatch int) (Version, DeleteResult, error)
+}
+
+var _ Writer = (*Tx)(nil)
+
+// Tx is the SQLite Writer, inside the writer's group transaction.
 type Tx struct {
 	ctx   context.Context
 	tx    *sql.Tx
@@ -63,25 +70,23 @@ func (t *Tx) current(typ, id string) (version int, deleted bool, err error) {
 func checkIfMatch(typ, id string, ifMatch, current int) error {
 	if ifMatch > 0 && ifMatch != current {
 		if current == 0 {
-			return fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueConflict, "",
-				"If-Match names version %d of %s/%s, which does not exist", ifMatch, typ, id)
+			return errorf(EPrecondition, "If-Match names version %d of %s/%s, which does not exist", ifMatch, typ, id)
 		}
-		return fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueConflict, "",
-			"If-Match names version %d of %s/%s, but the current version is %d", ifMatch, typ, id, current)
+		return errorf(EPrecondition, "If-Match names version %d of %s/%s, but the current version is %d", ifMatch, typ, id, current)
 	}
 	return nil
 }
 
 // Put writes a new version. created is true when the resource did not exist
-// or was deleted before. Errors: KindConflict when a create's id is taken,
-// KindPreconditionFailed when IfMatch is not the current version.
+// or was deleted before. Errors: EConflict when a create's id is taken,
+// EPrecondition when IfMatch is not the current version.
 func (t *Tx) Put(p Put) (v Version, created bool, err error) {
 	cur, deleted, err := t.current(p.Type, p.ID)
 	if err != nil {
 		return Version{}, false, fmt.Errorf("store: reading %s/%s: %w", p.Type, p.ID, err)
 	}
 	if p.Create && cur > 0 {
-		return Version{}, false, fhir.Errorf(fhir.KindConflict, fhir.IssueConflict, "", "%s/%s exists already", p.Type, p.ID)
+		return Version{}, false, errorf(EConflict, "%s/%s exists already", p.Type, p.ID)
 	}
 	if err := checkIfMatch(p.Type, p.ID, p.IfMatch, cur); err != nil {
 		return Version{}, false, err
@@ -91,7 +96,7 @@ func (t *Tx) Put(p Put) (v Version, created bool, err error) {
 		method = "POST"
 	}
 	v = Version{Type: p.Type, ID: p.ID, VersionID: cur + 1, LastUpdated: t.now, Method: method}
-	v.Body = p.Body.Bytes(strconv.Itoa(v.VersionID), fhir.FormatInstant(t.now))
+	v.Body = p.Body.Bytes(v.VersionID, t.now)
 	if err := t.insertVersion(&v); err != nil {
 		return Version{}, false, err
 	}
@@ -112,8 +117,7 @@ const (
 )
 
 // Delete writes a delete version of a resource and removes its model rows.
-// Error: KindPreconditionFailed when ifMatch (above 0) is not the current
-// version.
+// Error: EPrecondition when ifMatch (above 0) is not the current version.
 func (t *Tx) Delete(typ, id string, ifMatch int) (Version, DeleteResult, error) {
 	cur, deleted, err := t.current(typ, id)
 	if err != nil {
@@ -139,7 +143,7 @@ func (t *Tx) Delete(typ, id string, ifMatch int) (Version, DeleteResult, error) 
 }
 
 func (t *Tx) insertVersion(v *Version) error {
-	lu := fhir.FormatInstant(v.LastUpdated)
+	lu := formatTime(v.LastUpdated)
 	res, err := t.tx.StmtContext(t.ctx, t.stmts.insertVersion).ExecContext(t.ctx, v.Type, v.ID, v.VersionID, lu, v.Method, v.Body)
 	if err != nil {
 		return fmt.Errorf("store: writing %s/%s: %w", v.Type, v.ID, err)
@@ -154,20 +158,20 @@ func (t *Tx) insertVersion(v *Version) error {
 }
 
 // Read returns the current version of a resource; a deleted resource is
-// returned with Deleted set. Error: KindNotFound.
+// returned with Deleted set. Error: ENotFound.
 func (s *Store) Read(ctx context.Context, typ, id string) (Version, error) {
 	v, err := scanVersion(s.stmts.readCurrent.QueryRowContext(ctx, typ, id), typ, id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Version{}, fhir.Errorf(fhir.KindNotFound, fhir.IssueNotFound, "", "%s/%s is not known", typ, id)
+		return Version{}, errorf(ENotFound, "%s/%s is not known", typ, id)
 	}
 	return v, err
 }
 
-// VRead returns one version of a resource. Error: KindNotFound.
+// VRead returns one version of a resource. Error: ENotFound.
 func (s *Store) VRead(ctx context.Context, typ, id string, version int) (Version, error) {
 	v, err := scanVersion(s.stmts.readVersion.QueryRowContext(ctx, typ, id, version), typ, id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Version{}, fhir.Errorf(fhir.KindNotFound, fhir.IssueNotFound, "", "%s/%s has no version %d", typ, id, version)
+		return Version{}, errorf(ENotFound, "%s/%s has no version %d", typ, id, version)
 	}
 	return v, err
 }
@@ -194,7 +198,7 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]Version, error) 
 		// lastUpdated never decreases with seq, so _since is a lower bound
 		// on seq found through the last_updated index.
 		where += " AND seq >= (SELECT coalesce(min(seq), 1 << 62) FROM resource_versions WHERE last_updated >= ?)"
-		args = append(args, fhir.FormatInstant(q.Since))
+		args = append(args, formatTime(q.Since))
 	}
 	if q.Before > 0 {
 		where += " AND seq < ?"

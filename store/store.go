@@ -5,9 +5,9 @@
 // commit), each in its own savepoint so that one failing write does not undo
 // another; a pool of connections serves reads.
 //
-// Errors are *fhir.Error where the caller can act on them: KindNotFound,
-// KindGone, KindPreconditionFailed and KindConflict. Anything else is an
-// internal error.
+// Errors the caller can act on are *Error with a code (ENotFound,
+// EConflict, EPrecondition); anything else is an internal error. Times are
+// stored as UTC text with milliseconds, which sorts as it reads.
 package store
 
 import (
@@ -98,9 +98,20 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	go s.runWriter(opts.MaxBatch)
+	var last sql.NullString
+	if err := write.QueryRowContext(ctx, "SELECT max(last_updated) FROM resource_versions").Scan(&last); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: reading the latest write: %w", err)
+	}
+	lastTime, _ := time.Parse(timeLayout, last.String)
+	go s.runWriter(opts.MaxBatch, lastTime)
 	return s, nil
 }
+
+// timeLayout is how times are stored: UTC, milliseconds, sortable as text.
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
 // dsn builds the modernc.org/sqlite connection string: busy_timeout first,
 // so that every later pragma waits rather than failing on a busy file; WAL;

@@ -44,7 +44,7 @@ func put(tb testing.TB, s *store.Store, p store.Put) (store.Version, bool, error
 	tb.Helper()
 	var v store.Version
 	var created bool
-	err := s.Update(context.Background(), func(tx *store.Tx) error {
+	err := s.Update(context.Background(), func(tx store.Writer) error {
 		var err error
 		v, created, err = tx.Put(p)
 		return err
@@ -60,14 +60,14 @@ func TestPutReadHistory(t *testing.T) {
 		t.Fatalf("create: %+v %v %v", v1, created, err)
 	}
 	if got := string(v1.Body); got != `{"resourceType":"Observation","id":"o1","meta":{"versionId":"1","lastUpdated":"`+
-		fhir.FormatInstant(v1.LastUpdated)+`"},"status":"final","code":{"text":"pain"},"subject":{"reference":"Patient/p1"},"valueQuantity":{"value":7.50,"unit":"{score}"}}` {
+		v1.LastUpdated.Format("2006-01-02T15:04:05.000Z")+`"},"status":"final","code":{"text":"pain"},"subject":{"reference":"Patient/p1"},"valueQuantity":{"value":7.50,"unit":"{score}"}}` {
 		t.Errorf("stored body = %s", got)
 	}
 	v2, created, err := put(t, s, store.Put{Type: "Observation", ID: "o1", IfMatch: 1, Body: prepared(t, "o1", observation)})
 	if err != nil || created || v2.VersionID != 2 {
 		t.Fatalf("update: %+v %v %v", v2, created, err)
 	}
-	if _, _, err := put(t, s, store.Put{Type: "Observation", ID: "o1", IfMatch: 1, Body: prepared(t, "o1", observation)}); fhir.ErrorKind(err) != fhir.KindPreconditionFailed {
+	if _, _, err := put(t, s, store.Put{Type: "Observation", ID: "o1", IfMatch: 1, Body: prepared(t, "o1", observation)}); store.Code(err) != store.EPrecondition {
 		t.Errorf("stale If-Match: err = %v", err)
 	}
 	cur, err := s.Read(ctx, "Observation", "o1")
@@ -75,7 +75,7 @@ func TestPutReadHistory(t *testing.T) {
 		t.Errorf("read: %+v %v", cur, err)
 	}
 	var res store.DeleteResult
-	if err := s.Update(ctx, func(tx *store.Tx) error {
+	if err := s.Update(ctx, func(tx store.Writer) error {
 		_, res, err = tx.Delete("Observation", "o1", 0)
 		return err
 	}); err != nil || res != store.Deleted {
@@ -87,7 +87,7 @@ func TestPutReadHistory(t *testing.T) {
 	if old, err := s.VRead(ctx, "Observation", "o1", 1); err != nil || old.Deleted || string(old.Body) != string(v1.Body) {
 		t.Errorf("vread 1: %+v %v", old, err)
 	}
-	if _, err := s.VRead(ctx, "Observation", "o1", 9); fhir.ErrorKind(err) != fhir.KindNotFound {
+	if _, err := s.VRead(ctx, "Observation", "o1", 9); store.Code(err) != store.ENotFound {
 		t.Errorf("vread 9: %v", err)
 	}
 	h, err := s.History(ctx, store.HistoryQuery{Type: "Observation", ID: "o1", Count: 10})
@@ -116,7 +116,7 @@ func TestFailedWriteLeavesNoTrace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprintf("o%d", i)
-			errs[i] = s.Update(ctx, func(tx *store.Tx) error {
+			errs[i] = s.Update(ctx, func(tx store.Writer) error {
 				if _, _, err := tx.Put(store.Put{Type: "Observation", ID: id, Create: true, Body: prepared(t, id, observation),
 					Rows: mapping.Rows{Assessments: []mapping.Assessment{{Kind: mapping.KindPain}}}}); err != nil {
 					return err
@@ -132,7 +132,7 @@ func TestFailedWriteLeavesNoTrace(t *testing.T) {
 	for i, err := range errs {
 		_, rerr := s.Read(ctx, "Observation", fmt.Sprintf("o%d", i))
 		if i%2 == 1 {
-			if err == nil || fhir.ErrorKind(rerr) != fhir.KindNotFound {
+			if err == nil || store.Code(rerr) != store.ENotFound {
 				t.Errorf("write %d: err %v, read %v; want it refused and absent", i, err, rerr)
 			}
 			continue
@@ -163,7 +163,7 @@ func TestConcurrentIfMatch(t *testing.T) {
 			switch {
 			case err == nil:
 				ok++
-			case fhir.ErrorKind(err) == fhir.KindPreconditionFailed:
+			case store.Code(err) == store.EPrecondition:
 				failed++
 			default:
 				t.Error(err)

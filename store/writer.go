@@ -14,7 +14,7 @@ var errClosed = errors.New("store: closed")
 // job is one caller's write: fn runs inside its own savepoint.
 type job struct {
 	ctx    context.Context
-	fn     func(*Tx) error
+	fn     func(Writer) error
 	result chan error
 }
 
@@ -23,7 +23,7 @@ type job struct {
 // callers are committed together in one SQLite transaction (group commit),
 // each in a savepoint of its own, so a failing write does not undo another.
 // Update returns after the commit, with fn's error or the commit's.
-func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+func (s *Store) Update(ctx context.Context, fn func(Writer) error) error {
 	j := &job{ctx: ctx, fn: fn, result: make(chan error, 1)}
 	select {
 	case s.queue <- j:
@@ -47,10 +47,11 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 }
 
 // runWriter is the single writer: it takes the queued jobs, as many as are
-// waiting up to maxBatch, and commits them in one transaction.
-func (s *Store) runWriter(maxBatch int) {
+// waiting up to maxBatch, and commits them in one transaction. last is the
+// latest lastUpdated already stored: new writes never go below it, even if
+// the clock stepped back since (history's _since relies on it).
+func (s *Store) runWriter(maxBatch int, last time.Time) {
 	defer close(s.closed)
-	var last time.Time
 	batch := make([]*job, 0, maxBatch)
 	for {
 		var first *job
@@ -133,7 +134,7 @@ func (s *Store) inTransaction(fn func(*sql.Tx) error) error {
 
 // run calls fn, turning a panic into an error so that one bad write cannot
 // stop the writer.
-func run(fn func(*Tx) error, tx *Tx) (err error) {
+func run(fn func(Writer) error, tx *Tx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store: write panicked: %v", r)

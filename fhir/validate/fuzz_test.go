@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"infusion/fhir"
 	"infusion/fhir/fhirtest"
@@ -55,7 +56,7 @@ func FuzzValidate(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted but cannot be prepared: %v", err)
 		}
-		stored := p.Bytes("1", "2026-01-01T00:00:00.000Z")
+		stored := p.Bytes(1, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		again, err := fhir.Parse(stored)
 		if err != nil {
 			t.Fatalf("stored JSON does not parse: %v\n%s", err, stored)

@@ -145,12 +145,7 @@ var invariants = map[string][]invariant{
 	},
 	"Attachment": {{"att-1", needs("data", "contentType", "an attachment with data needs a contentType"), child("data")}},
 	"Observation": {
-		{"obs-6", func(o map[string]any) string {
-			if _, ok := o["dataAbsentReason"]; ok && hasValueX(o) {
-				return "dataAbsentReason is only allowed when there is no value[x]"
-			}
-			return ""
-		}, child("dataAbsentReason")},
+		obs6,
 		{"obs-7", func(o map[string]any) string {
 			if !hasValueX(o) {
 				return ""
@@ -167,12 +162,6 @@ var invariants = map[string][]invariant{
 			return ""
 		}, valueElement},
 	},
-	"Observation.component": {{"obs-6", func(o map[string]any) string {
-		if _, ok := o["dataAbsentReason"]; ok && hasValueX(o) {
-			return "dataAbsentReason is only allowed when there is no value[x]"
-		}
-		return ""
-	}, child("dataAbsentReason")}},
 	"Observation.referenceRange": {{"obs-3", func(o map[string]any) string {
 		_, low := o["low"]
 		_, high := o["high"]
@@ -194,6 +183,14 @@ var invariants = map[string][]invariant{
 }
 
 const ucum = "http://unitsofmeasure.org"
+
+// obs6 keeps dataAbsentReason and a value apart.
+var obs6 = invariant{"obs-6", func(o map[string]any) string {
+	if _, ok := o["dataAbsentReason"]; ok && hasValueX(o) {
+		return "dataAbsentReason is only allowed when there is no value[x]"
+	}
+	return ""
+}, child("dataAbsentReason")}
 
 var qty3 = invariant{"qty-3", func(o map[string]any) string {
 	_, code := o["code"]

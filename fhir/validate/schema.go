@@ -28,9 +28,9 @@ const schemaURL = "fhir.schema.json"
 // first use. Each resource is validated against #/definitions/{type} rather
 // than through the root oneOf, which costs some thirty times as much.
 type schemas struct {
-	mu       sync.Mutex
+	byType   sync.Map   // type name → *jsonschema.Schema, read without locking
+	mu       sync.Mutex // guards compiler, which is not safe for concurrent use
 	compiler *jsonschema.Compiler
-	byType   map[string]*jsonschema.Schema
 }
 
 func newSchemas() (*schemas, error) {
@@ -43,7 +43,7 @@ func newSchemas() (*schemas, error) {
 	if err := c.AddResource(schemaURL, bytes.NewReader(patched)); err != nil {
 		return nil, fmt.Errorf("validate: loading the R4 schema: %w", err)
 	}
-	return &schemas{compiler: c, byType: map[string]*jsonschema.Schema{}}, nil
+	return &schemas{compiler: c}, nil
 }
 
 // patchSchema adds 4.0.1 to the FHIR versions and lets nested resources (contained, Bundle.entry.resource,
@@ -89,18 +89,22 @@ func patchSchema(data []byte) ([]byte, error) {
 	return json.Marshal(doc)
 }
 
-// forType returns the compiled schema of a resource type.
+// forType returns the compiled schema of a resource type, compiling it on
+// first use; schemas compiled already are found without a lock.
 func (s *schemas) forType(typeName string) (*jsonschema.Schema, error) {
+	if sch, ok := s.byType.Load(typeName); ok {
+		return sch.(*jsonschema.Schema), nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sch, ok := s.byType[typeName]; ok {
-		return sch, nil
+	if sch, ok := s.byType.Load(typeName); ok {
+		return sch.(*jsonschema.Schema), nil
 	}
 	sch, err := s.compiler.Compile(schemaURL + "#/definitions/" + typeName)
 	if err != nil {
 		return nil, fmt.Errorf("validate: compiling the schema of %s: %w", typeName, err)
 	}
-	s.byType[typeName] = sch
+	s.byType.Store(typeName, sch)
 	return sch, nil
 }
 

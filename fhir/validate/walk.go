@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"infusion/fhir"
 )
@@ -318,6 +319,10 @@ func (w *walker) checkPrimitive(path string, e *element, v any) {
 				w.report(fhir.IssueValue, path, "the value is not valid base64")
 			}
 		}
+		switch e.Type {
+		case "date", "dateTime", "instant":
+			w.checkCalendarDate(path, e.Type, x)
+		}
 		if e.Type == "xhtml" {
 			if msg := checkXHTML(x); msg != "" {
 				w.report(fhir.IssueValue, path, "%s", msg)
@@ -326,10 +331,27 @@ func (w *walker) checkPrimitive(path string, e *element, v any) {
 	case json.Number:
 		switch e.Type {
 		case "integer", "positiveInt", "unsignedInt":
-			if n, err := strconv.ParseInt(string(x), 10, 64); err == nil && (n > 1<<31-1 || n < -(1<<31)) {
-				w.report(fhir.IssueValue, path, "%s is outside the range of a FHIR %s (32 bits)", x, e.Type)
+			n, err := strconv.ParseInt(string(x), 10, 32)
+			switch {
+			case err != nil:
+				w.report(fhir.IssueValue, path, "%s is not a FHIR %s: a whole number of 32 bits, without fraction or exponent", x, e.Type)
+			case e.Type == "positiveInt" && n < 1:
+				w.report(fhir.IssueValue, path, "%s is not a positiveInt: it must be 1 or more", x)
+			case e.Type == "unsignedInt" && n < 0:
+				w.report(fhir.IssueValue, path, "%s is not an unsignedInt: it must be 0 or more", x)
 			}
 		}
+	}
+}
+
+// checkCalendarDate reports a date the schema's pattern lets through but the
+// calendar does not have, such as 2026-02-30.
+func (w *walker) checkCalendarDate(path, typeName, s string) {
+	if len(s) < len("2006-01-02") {
+		return // a year or a year and month: the pattern says it all
+	}
+	if _, err := time.Parse("2006-01-02", s[:10]); err != nil {
+		w.report(fhir.IssueValue, path, "%q is not a valid %s: there is no such day", s, typeName)
 	}
 }
 
