@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,11 +18,18 @@ import (
 func FuzzCreate(f *testing.F) {
 	seeds, _ := filepath.Glob("../testdata/resources/*/*.json")
 	for _, s := range seeds {
-		if data, err := os.ReadFile(s); err == nil {
-			f.Add("Observation", data)
+		data, err := os.ReadFile(s)
+		if err != nil {
+			continue
 		}
+		var head struct{ ResourceType string }
+		json.Unmarshal(data, &head)
+		f.Add(head.ResourceType, data)
 	}
 	f.Add("MedicationRequest", []byte(`{"resourceType":"MedicationRequest"}`))
+	f.Add("MedicationRequest", []byte(`{"resourceType":"MedicationRequest","status":"active","intent":"order",`+
+		`"medicationCodeableConcept":{"text":"x"},"subject":{"reference":"Patient/1"},`+
+		`"dosageInstruction":[{"timing":{"repeat":{"frequency":1.5,"count":0}}}]}`))
 	app, err := server.New(context.Background(), server.Config{DBPath: filepath.Join(f.TempDir(), "fuzz.db"), MaxBody: 64 << 10})
 	if err != nil {
 		f.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"infusion/fhir"
 	"infusion/fhir/fhirtest"
+	"infusion/mapping"
 )
 
 // FuzzValidate feeds arbitrary bytes to the parser and the validator: they
@@ -35,8 +36,10 @@ func FuzzValidate(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":0.50}}`))
+	f.Add([]byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueInteger":2}`))
 	f.Add([]byte(`{"resourceType":"Observation","_status":{"extension":[{"url":"http://x","valueString":"y"}]},"code":{}}`))
 	v := fhirtest.Validator(f)
+	mapper := mapping.NewMapper(mapping.DefaultClassifier())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := fhir.Parse(data)
 		if err != nil {
@@ -51,6 +54,11 @@ func FuzzValidate(f *testing.F) {
 		}
 		if fhir.HasErrors(issues) {
 			return
+		}
+		// An accepted resource must map to the model: a mapping failure
+		// after validation would be a 500.
+		if _, err := mapper.Map(r.Type, "x", r.Raw()); err != nil {
+			t.Fatalf("accepted but does not map: %v", err)
 		}
 		p, err := r.Prepare("x")
 		if err != nil {
