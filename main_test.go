@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -51,7 +52,40 @@ func TestServeAndShutdown(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("healthz: %d", resp.StatusCode)
 	}
+	// A create is in flight when the stop comes: half its body is sent. It
+	// must still be served, and only then may the program exit.
+	body, err := os.ReadFile("testdata/resources/valid/observation-pain-after.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/Observation", pr)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	inflight := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			inflight <- 0
+			return
+		}
+		resp.Body.Close()
+		inflight <- resp.StatusCode
+	}()
+	pw.Write(body[:len(body)/2])
+	time.Sleep(100 * time.Millisecond) // the request is being read
 	cancel()
+	time.Sleep(200 * time.Millisecond) // shutdown has begun
+	select {
+	case <-done:
+		t.Fatal("the program exited with a request in flight")
+	default:
+	}
+	pw.Write(body[len(body)/2:])
+	pw.Close()
+	if status := <-inflight; status != http.StatusCreated {
+		t.Errorf("the request in flight got %d, want 201", status)
+	}
 	select {
 	case code := <-done:
 		if code != 0 {

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -147,6 +148,22 @@ func assertSameResource(tb testing.TB, sent string, got []byte) {
 	}
 }
 
+func TestPreferOnUpdate(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	obs := example(t, "valid/observation-pain-after.json")
+	id := ts.create(t, "Observation", obs)
+	if r := ts.do(t, http.MethodPut, "/Observation/"+id, withID(t, obs, id), "Prefer: return=minimal"); r.status != http.StatusOK || len(r.body) != 0 || r.header.Get("ETag") != `W/"2"` {
+		t.Errorf("update, return=minimal: %d %q %s", r.status, r.header.Get("ETag"), r.body)
+	}
+	r := ts.do(t, http.MethodPut, "/Observation/"+id, withID(t, obs, id), "Prefer: return=OperationOutcome")
+	if r.status != http.StatusOK || r.json(t)["resourceType"] != "OperationOutcome" {
+		t.Errorf("update, return=OperationOutcome: %d %s", r.status, r.body)
+	}
+	if r := ts.do(t, http.MethodDelete, "/Observation/"+id, "", `If-Match: W/"3"`); r.status != http.StatusOK || r.header.Get("ETag") != `W/"4"` {
+		t.Errorf("delete with the current If-Match: %d %s", r.status, r.header.Get("ETag"))
+	}
+}
+
 func TestPrefer(t *testing.T) {
 	ts := newTestServer(t, server.Config{})
 	obs := example(t, "valid/observation-pain-before.json")
@@ -226,6 +243,16 @@ func TestBadRequests(t *testing.T) {
 		{"bad _count", "GET", "/_history?_count=many", "", nil, 400, ""},
 		{"bad _since", "GET", "/_history?_since=yesterday", "", nil, 400, ""},
 		{"no such endpoint", "GET", "/Observation/" + id + "/foo/bar/baz", "", nil, 404, ""},
+		{"search of an unsupported type", "GET", "/Patient", "", nil, 404, ""},
+		{"unknown path", "GET", "/nope", "", nil, 404, ""},
+		{"create of an unsupported type", "POST", "/Patient", `{"resourceType":"Patient"}`, nil, 404, ""},
+		{"wrong method on metadata", "POST", "/metadata", obs, nil, 405, ""},
+		{"history of an unknown id", "GET", "/Observation/nope/_history", "", nil, 404, ""},
+		{"decimal in an integer", "POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueInteger":2.5}`, nil, 400, "Observation.valueInteger"},
+		{"exponent in a positiveInt", "POST", "/MedicationRequest", `{"resourceType":"MedicationRequest","status":"active","intent":"order","medicationCodeableConcept":{"text":"x"},"subject":{"reference":"Patient/p"},"dosageInstruction":[{"timing":{"repeat":{"frequency":1e2}}}]}`, nil, 400, "MedicationRequest.dosageInstruction[0].timing.repeat.frequency"},
+		{"zero sessions", "POST", "/MedicationRequest", `{"resourceType":"MedicationRequest","status":"active","intent":"order","medicationCodeableConcept":{"text":"x"},"subject":{"reference":"Patient/p"},"dosageInstruction":[{"timing":{"repeat":{"count":0}}}]}`, nil, 400, "MedicationRequest.dosageInstruction[0].timing.repeat.count"},
+		{"negative unsignedInt", "POST", "/MedicationRequest", `{"resourceType":"MedicationRequest","status":"active","intent":"order","medicationCodeableConcept":{"text":"x"},"subject":{"reference":"Patient/p"},"dispenseRequest":{"numberOfRepeatsAllowed":-1}}`, nil, 400, "MedicationRequest.dispenseRequest.numberOfRepeatsAllowed"},
+		{"no such day", "POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"effectiveDateTime":"2026-02-30"}`, nil, 400, "Observation.effectiveDateTime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,6 +271,41 @@ func TestBadRequests(t *testing.T) {
 	}
 	if r := ts.do(t, http.MethodGet, "/Observation/"+id, ""); r.header.Get("ETag") != `W/"1"` {
 		t.Errorf("the resource changed: %s", r.header.Get("ETag"))
+	}
+}
+
+// TestChunkedBodyOverLimit sends a body without Content-Length: the limit
+// holds while reading.
+func TestChunkedBodyOverLimit(t *testing.T) {
+	ts := newTestServer(t, server.Config{MaxBody: 1024})
+	body := `{"resourceType":"Observation","status":"final","code":{"text":"` + strings.Repeat("x", 2000) + `"}}`
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte(body))
+		pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/Observation", pr)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || req.ContentLength > 0 {
+		t.Errorf("chunked body over the limit: %d (Content-Length %d)", resp.StatusCode, req.ContentLength)
+	}
+}
+
+// TestClientMetaReplaced checks that the server's versionId and lastUpdated
+// replace the client's, extensions on them included, and other meta stays.
+func TestClientMetaReplaced(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	body := `{"resourceType":"Observation","meta":{"versionId":"7","_versionId":{"extension":[{"url":"http://example.org/x","valueString":"y"}]},` +
+		`"lastUpdated":"2001-01-01T00:00:00Z","tag":[{"system":"http://example.org/tags","code":"pilot"}]},"status":"final","code":{"text":"x"}}`
+	r := ts.do(t, http.MethodPost, "/Observation", body)
+	meta := r.json(t)["meta"].(map[string]any)
+	if meta["versionId"] != "1" || meta["lastUpdated"] == "2001-01-01T00:00:00Z" || meta["_versionId"] != nil || meta["tag"] == nil {
+		t.Errorf("meta = %v", meta)
 	}
 }
 
@@ -321,8 +383,21 @@ func TestHistoryPaging(t *testing.T) {
 	if n := ts.historyCount(t); n != 6 {
 		t.Errorf("system history has %d versions, want 6", n)
 	}
+	// _since a moment between the writes returns exactly the later ones.
+	all := ts.do(t, http.MethodGet, "/_history", "").json(t)["entry"].([]any)
+	cut := all[2].(map[string]any)["response"].(map[string]any)["lastModified"].(string)
+	later := 0
+	for _, e := range all {
+		if e.(map[string]any)["response"].(map[string]any)["lastModified"].(string) >= cut {
+			later++
+		}
+	}
+	b := ts.do(t, http.MethodGet, "/_history?_since="+cut, "").json(t)
+	if entries, _ := b["entry"].([]any); len(entries) != later {
+		t.Errorf("_since=%s returned %d entries, want %d", cut, len(entries), later)
+	}
 	future := time.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04:05Z")
-	b := ts.do(t, http.MethodGet, "/_history?_since="+future, "").json(t)
+	b = ts.do(t, http.MethodGet, "/_history?_since="+future, "").json(t)
 	if entries, _ := b["entry"].([]any); len(entries) != 0 {
 		t.Errorf("_since the future returned %d entries", len(entries))
 	}
@@ -345,7 +420,16 @@ func TestConcurrentUpdates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses[i] = ts.do(t, http.MethodPut, "/Observation/"+id, body, `If-Match: W/"1"`).status
+			req, _ := http.NewRequest(http.MethodPut, ts.URL+"/Observation/"+id, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/fhir+json")
+			req.Header.Set("If-Match", `W/"1"`)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err) // not Fatal: this is not the test's goroutine
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
 		}()
 	}
 	wg.Wait()
