@@ -87,17 +87,21 @@ func pathID(c echo.Context) (string, error) {
 	return id, nil
 }
 
-// ifMatch reads If-Match: W/"3", "3" or 3. 0 when absent.
-func ifMatch(c echo.Context) (int, error) {
+// writeTarget reads what an update or delete aims at: the :id path
+// parameter and If-Match (W/"3", "3" or 3; 0 when absent).
+func writeTarget(c echo.Context) (id string, match int, err error) {
+	if id, err = pathID(c); err != nil {
+		return "", 0, err
+	}
 	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
 	if h == "" {
-		return 0, nil
+		return id, 0, nil
 	}
-	n, err := strconv.Atoi(strings.Trim(strings.TrimPrefix(h, "W/"), `"`))
-	if err != nil || n < 1 {
-		return 0, fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "", `If-Match %q is not a version tag such as W/"3"`, h)
+	match, err = strconv.Atoi(strings.Trim(strings.TrimPrefix(h, "W/"), `"`))
+	if err != nil || match < 1 {
+		return "", 0, fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "", `If-Match %q is not a version tag such as W/"3"`, h)
 	}
-	return n, nil
+	return id, match, nil
 }
 
 func (s *Server) create(c echo.Context) error {
@@ -114,11 +118,7 @@ func (s *Server) create(c echo.Context) error {
 }
 
 func (s *Server) update(c echo.Context) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	match, err := ifMatch(c)
+	id, match, err := writeTarget(c)
 	if err != nil {
 		return err
 	}
@@ -163,11 +163,7 @@ func (s *Server) put(c echo.Context, res *fhir.Resource, id string, create bool,
 }
 
 func (s *Server) delete(c echo.Context) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	match, err := ifMatch(c)
+	id, match, err := writeTarget(c)
 	if err != nil {
 		return err
 	}
