@@ -2,8 +2,8 @@
 // stored: HL7's official JSON schema (each resource against its own
 // definition), then the rules the schema cannot express — required primitive
 // and choice elements, one value per choice, required bindings, reference
-// target types, ele-1 and the other base invariants — from an element model
-// generated from the R4 StructureDefinitions.
+// target types, ele-1 and the other base invariants — from the R4 element model
+// of package model.
 package validate
 
 import (
@@ -11,12 +11,13 @@ import (
 	"sort"
 
 	"infusion/fhir"
+	"infusion/fhir/model"
 )
 
 // Validator validates resources. It is safe for concurrent use.
 type Validator struct {
 	schemas *schemas
-	model   *elementModel
+	model   *model.Model
 }
 
 // New loads the schema and the element model and compiles the schemas of
@@ -26,7 +27,7 @@ func New(types ...string) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := loadModel()
+	m, err := model.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -39,12 +40,12 @@ func New(types ...string) (*Validator, error) {
 }
 
 // IsResourceType reports whether name is an R4 resource type.
-func (v *Validator) IsResourceType(name string) bool { return v.model.isResourceType(name) }
+func (v *Validator) IsResourceType(name string) bool { return v.model.IsResourceType(name) }
 
 // Validate returns every problem found in r, errors first; none when the
 // resource is valid. The error is for faults of the validator itself.
 func (v *Validator) Validate(r *fhir.Resource) ([]fhir.Issue, error) {
-	if !v.model.isResourceType(r.Type) {
+	if !v.model.IsResourceType(r.Type) {
 		return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueNotSupported,
 			Diagnostics: fmt.Sprintf("%q is not an R4 resource type", r.Type), Expression: []string{"resourceType"}}}, nil
 	}
@@ -56,7 +57,7 @@ func (v *Validator) Validate(r *fhir.Resource) ([]fhir.Issue, error) {
 	}
 	for _, n := range w.nested {
 		t, _ := n.tree["resourceType"].(string)
-		if !v.model.isResourceType(t) {
+		if !v.model.IsResourceType(t) {
 			continue // the walker reports it
 		}
 		more, err := v.schemas.validate(t, n.path, n.tree)

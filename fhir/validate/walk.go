@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"infusion/fhir"
+	"infusion/fhir/model"
 )
 
 // walker checks a resource tree against the element model: what the JSON
@@ -16,7 +17,7 @@ import (
 // required bindings, reference targets, ele-1, primitive extension twins,
 // control characters, integer ranges) and the base invariants.
 type walker struct {
-	m      *elementModel
+	m      *model.Model
 	issues []fhir.Issue
 	nested []nestedResource // resources inside the one walked, for the schema
 }
@@ -120,12 +121,12 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 			continue
 		}
 		if twin, ok := strings.CutPrefix(name, "_"); ok {
-			if e := def.byName[twin]; e != nil && e.primitive {
+			if e := def.Element(twin); e != nil && e.Primitive {
 				w.walkPrimitiveExtension(path, e, obj, v, sc)
 			}
 			continue
 		}
-		e := def.byName[name]
+		e := def.Element(name)
 		if e == nil {
 			continue // an unknown element: the schema names it
 		}
@@ -152,7 +153,7 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 			w.walkValue(index(p, i), e, item, sc)
 		}
 	}
-	for group, variants := range def.choices {
+	for group, variants := range def.Choices() {
 		n := 0
 		for _, e := range variants {
 			if present(obj, e) {
@@ -169,10 +170,10 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 			w.report(fhir.IssueStructure, path+"."+group+"[x]", "%s[x] takes one value, but %s were given", group, strings.Join(names, " and "))
 		}
 	}
-	for _, e := range def.required {
+	for _, e := range def.Required() {
 		if e.Choice != "" {
 			found := false
-			for _, v := range def.choices[e.Choice] {
+			for _, v := range def.Choices()[e.Choice] {
 				if present(obj, v) {
 					found = true
 					break
@@ -202,11 +203,11 @@ func (w *walker) walkObject(path, typeName string, obj map[string]any, sc *scope
 
 // present reports whether obj has element e, as a value or only as a
 // primitive extension.
-func present(obj map[string]any, e *element) bool {
+func present(obj map[string]any, e *model.Element) bool {
 	if _, ok := obj[e.Name]; ok {
 		return true
 	}
-	_, ok := obj[e.twin]
+	_, ok := obj[e.Twin]
 	return ok
 }
 
@@ -220,7 +221,7 @@ func has(obj map[string]any, name string) bool {
 	return ok
 }
 
-func (w *walker) walkValue(path string, e *element, v any, sc *scope) {
+func (w *walker) walkValue(path string, e *model.Element, v any, sc *scope) {
 	switch {
 	case e.Type == "Resource":
 		obj, ok := v.(map[string]any)
@@ -234,7 +235,7 @@ func (w *walker) walkValue(path string, e *element, v any, sc *scope) {
 			w.walkResource(path, obj, nil) // an independent resource: its own scope
 		}
 		return
-	case e.primitive:
+	case e.Primitive:
 		w.checkPrimitive(path, e, v)
 		return
 	}
@@ -268,12 +269,12 @@ func (w *walker) walkValue(path string, e *element, v any, sc *scope) {
 func (w *walker) inValueSet(binding string, coding map[string]any) bool {
 	system, _ := coding["system"].(string)
 	code, _ := coding["code"].(string)
-	return w.m.codes[binding][system+"|"+code]
+	return w.m.InValueSet(binding, system, code)
 }
 
 // walkPrimitiveExtension checks "_name", the id and extensions of primitive
 // element e, and that it lines up with the value array when e repeats.
-func (w *walker) walkPrimitiveExtension(path string, e *element, obj map[string]any, v any, sc *scope) {
+func (w *walker) walkPrimitiveExtension(path string, e *model.Element, obj map[string]any, v any, sc *scope) {
 	p := path + "._" + e.Name
 	if !e.Array {
 		if m, ok := v.(map[string]any); ok {
@@ -302,7 +303,7 @@ func (w *walker) walkPrimitiveExtension(path string, e *element, obj map[string]
 
 // checkPrimitive checks what the schema's patterns miss: control characters,
 // the range of integers, required bindings of codes, and XHTML narrative.
-func (w *walker) checkPrimitive(path string, e *element, v any) {
+func (w *walker) checkPrimitive(path string, e *model.Element, v any) {
 	switch x := v.(type) {
 	case string:
 		for _, r := range x {
@@ -311,7 +312,7 @@ func (w *walker) checkPrimitive(path string, e *element, v any) {
 				break
 			}
 		}
-		if e.Binding != "" && e.Type == "code" && !w.m.codes[e.Binding]["|"+x] {
+		if e.Binding != "" && e.Type == "code" && !w.m.InValueSet(e.Binding, "", x) {
 			w.report(fhir.IssueCodeInvalid, path, "%q is not a code of the required value set %s", x, e.Binding)
 		}
 		if e.Type == "base64Binary" {
@@ -358,10 +359,10 @@ func (w *walker) checkCalendarDate(path, typeName, s string) {
 // checkReference checks a Reference: the literal reference is well formed,
 // a local "#id" names a contained resource (ref-1), and the target type is
 // one the element allows.
-func (w *walker) checkReference(path string, e *element, obj map[string]any, sc *scope) {
+func (w *walker) checkReference(path string, e *model.Element, obj map[string]any, sc *scope) {
 	ref, _ := obj["reference"].(string)
 	typeName, _ := obj["type"].(string)
-	if typeName != "" && !strings.Contains(typeName, ":") && !w.m.isResourceType(typeName) {
+	if typeName != "" && !strings.Contains(typeName, ":") && !w.m.IsResourceType(typeName) {
 		w.report(fhir.IssueValue, path+".type", "%q is not an R4 resource type", typeName)
 		return
 	}
@@ -381,7 +382,7 @@ func (w *walker) checkReference(path string, e *element, obj map[string]any, sc 
 			sc.referenced[r.ID] = true
 			target = ct
 		case fhir.RefLiteral, fhir.RefConditional:
-			if !w.m.isResourceType(r.Type) {
+			if !w.m.IsResourceType(r.Type) {
 				w.report(fhir.IssueValue, path, "%q does not name an R4 resource type (expected Type/id)", ref)
 				return
 			}

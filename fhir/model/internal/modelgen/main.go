@@ -1,5 +1,5 @@
-// Command modelgen writes model.json, the FHIR R4 element model that the
-// validate package embeds: for every type, its elements with their types,
+// Command modelgen writes model.json, the FHIR R4 element model that package
+// model embeds: for every type, its elements with their types,
 // cardinality, choice groups, reference targets and required bindings, and the
 // codes of every value set a required binding names.
 //
@@ -8,7 +8,7 @@
 // FHIR R4 4.0.1 specification). To regenerate:
 //
 //	npm pack fhir@4.12.0 && tar xzf fhir-4.12.0.tgz
-//	go run ./fhir/validate/internal/modelgen -in package/profiles -out fhir/validate/model.json
+//	go run ./fhir/model/internal/modelgen -in package/profiles -out fhir/model/model.json
 package main
 
 import (
@@ -49,7 +49,7 @@ type sourceValueSet struct {
 	} `json:"systems"`
 }
 
-// The output format: keep in step with model.go in package validate.
+// The output format: keep in step with model.go in package model.
 type element struct {
 	Name     string   `json:"name"`
 	Type     string   `json:"type"`
