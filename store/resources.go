@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"infusion/fhir/search"
 	"infusion/mapping"
 )
 
@@ -38,7 +39,8 @@ type Put struct {
 	Create   bool // a create: the id must be new (the server chose it)
 	IfMatch  int  // when above 0, the current version must be this one
 	Body     Body
-	Rows     mapping.Rows // the model rows of the new version
+	Rows     mapping.Rows   // the model rows of the new version
+	Index    search.Entries // the search index rows of the new version
 }
 
 // Writer is what an Update function writes through: one atomic unit.
@@ -60,7 +62,8 @@ type Tx struct {
 // current returns the number of the current version of a resource and
 // whether it is a delete; version 0 when there is none.
 func (t *Tx) current(typ, id string) (version int, deleted bool, err error) {
-	err = t.tx.StmtContext(t.ctx, t.stmts.writerCurrent).QueryRowContext(t.ctx, typ, id).Scan(&version, &deleted)
+	var rid int64
+	err = t.tx.StmtContext(t.ctx, t.stmts.writerCurrent).QueryRowContext(t.ctx, typ, id).Scan(&version, &deleted, &rid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -97,11 +100,16 @@ func (t *Tx) Put(p Put) (v Version, created bool, err error) {
 	}
 	v = Version{Type: p.Type, ID: p.ID, VersionID: cur + 1, LastUpdated: t.now, Method: method}
 	v.Body = p.Body.Bytes(v.VersionID, t.now)
-	if err := t.insertVersion(&v); err != nil {
+	rid, err := t.insertVersion(&v)
+	if err != nil {
 		return Version{}, false, err
 	}
-	if err := replaceRows(t, p.Type, p.ID, v.VersionID, p.Rows, cur == 0 || deleted); err != nil {
+	fresh := cur == 0 || deleted
+	if err := replaceRows(t, p.Type, p.ID, v.VersionID, p.Rows, fresh); err != nil {
 		return Version{}, false, fmt.Errorf("store: writing the model rows of %s/%s: %w", p.Type, p.ID, err)
+	}
+	if err := t.replaceIndex(rid, p.Index, fresh); err != nil {
+		return Version{}, false, fmt.Errorf("store: writing the search index of %s/%s: %w", p.Type, p.ID, err)
 	}
 	return v, cur == 0 || deleted, nil
 }
@@ -133,28 +141,35 @@ func (t *Tx) Delete(typ, id string, ifMatch int) (Version, DeleteResult, error) 
 		return Version{Type: typ, ID: id, VersionID: cur, Deleted: true}, AlreadyDeleted, nil
 	}
 	v := Version{Type: typ, ID: id, VersionID: cur + 1, LastUpdated: t.now, Method: "DELETE", Deleted: true}
-	if err := t.insertVersion(&v); err != nil {
+	rid, err := t.insertVersion(&v)
+	if err != nil {
 		return Version{}, 0, err
 	}
 	if err := replaceRows(t, typ, id, v.VersionID, mapping.Rows{}, false); err != nil {
 		return Version{}, 0, fmt.Errorf("store: removing the model rows of %s/%s: %w", typ, id, err)
 	}
+	if err := t.replaceIndex(rid, search.Entries{}, false); err != nil {
+		return Version{}, 0, fmt.Errorf("store: removing the search index of %s/%s: %w", typ, id, err)
+	}
 	return v, Deleted, nil
 }
 
-func (t *Tx) insertVersion(v *Version) error {
+// insertVersion writes a version and makes it the current one; it returns
+// the resource's rid.
+func (t *Tx) insertVersion(v *Version) (rid int64, err error) {
 	lu := formatTime(v.LastUpdated)
 	res, err := t.tx.StmtContext(t.ctx, t.stmts.insertVersion).ExecContext(t.ctx, v.Type, v.ID, v.VersionID, lu, v.Method, v.Body)
 	if err != nil {
-		return fmt.Errorf("store: writing %s/%s: %w", v.Type, v.ID, err)
+		return 0, fmt.Errorf("store: writing %s/%s: %w", v.Type, v.ID, err)
 	}
 	if v.Seq, err = res.LastInsertId(); err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := t.tx.StmtContext(t.ctx, t.stmts.upsertCurrent).ExecContext(t.ctx, v.Type, v.ID, v.VersionID, v.Seq, v.Deleted, lu); err != nil {
-		return fmt.Errorf("store: writing %s/%s: %w", v.Type, v.ID, err)
+	err = t.tx.StmtContext(t.ctx, t.stmts.upsertCurrent).QueryRowContext(t.ctx, v.Type, v.ID, v.VersionID, v.Seq, v.Deleted, lu).Scan(&rid)
+	if err != nil {
+		return 0, fmt.Errorf("store: writing %s/%s: %w", v.Type, v.ID, err)
 	}
-	return nil
+	return rid, nil
 }
 
 // Read returns the current version of a resource; a deleted resource is
@@ -255,6 +270,7 @@ type statements struct {
 	writerCurrent, insertVersion, upsertCurrent *sql.Stmt
 	savepoint, rollbackTo, release              *sql.Stmt
 	model                                       modelStatements
+	index                                       indexStatements
 }
 
 func (st *statements) prepare(ctx context.Context, read, write *sql.DB) error {
@@ -274,23 +290,24 @@ func (st *statements) prepare(ctx context.Context, read, write *sql.DB) error {
 		FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?`)
 	st.readVersion = prep(read, `SELECT seq, version, last_updated, method, body
 		FROM resource_versions WHERE type = ? AND id = ? AND version = ?`)
-	st.writerCurrent = prep(write, `SELECT version, deleted FROM resources WHERE type = ? AND id = ?`)
+	st.writerCurrent = prep(write, `SELECT version, deleted, rid FROM resources WHERE type = ? AND id = ?`)
 	st.insertVersion = prep(write, `INSERT INTO resource_versions (type, id, version, last_updated, method, body)
 		VALUES (?, ?, ?, ?, ?, ?)`)
 	st.upsertCurrent = prep(write, `INSERT INTO resources (type, id, version, seq, deleted, last_updated) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, seq = excluded.seq,
-		deleted = excluded.deleted, last_updated = excluded.last_updated`)
+		deleted = excluded.deleted, last_updated = excluded.last_updated RETURNING rid`)
 	st.savepoint = prep(write, "SAVEPOINT w")
 	st.rollbackTo = prep(write, "ROLLBACK TO w")
 	st.release = prep(write, "RELEASE w")
 	st.model.prepare(func(query string) *sql.Stmt { return prep(write, query) })
+	st.index.prepare(func(query string) *sql.Stmt { return prep(write, query) })
 	return err
 }
 
 func (st *statements) close() {
 	for _, s := range append([]*sql.Stmt{st.readCurrent, st.readVersion, st.writerCurrent, st.insertVersion, st.upsertCurrent,
 		st.savepoint, st.rollbackTo, st.release},
-		st.model.all()...) {
+		append(st.model.all(), st.index.all()...)...) {
 		if s != nil {
 			s.Close()
 		}

@@ -89,8 +89,40 @@ func (r *Registry) Extract(typeName string, tree map[string]any) Entries {
 		for _, pt := range p.paths {
 			pt.walk(tree, 0, 0, func(v any, group int) { r.add(&e, p, pt, v, group) })
 		}
+		if p.Name == "medication" {
+			e.Tokens = append(e.Tokens, medicationCodes(p.Key, tree)...)
+		}
 	}
 	return e
+}
+
+// medicationCodes indexes, beside the medication reference, the codes of
+// the medication itself — medicationCodeableConcept, or the code of a
+// contained Medication — so that medication=system|code finds an order
+// however it names its drug (an extension of the R4 reference parameter).
+func medicationCodes(key string, tree map[string]any) []Token {
+	cc, ok := tree["medicationCodeableConcept"].(map[string]any)
+	if !ok {
+		ref, _ := tree["medicationReference"].(map[string]any)
+		s, _ := ref["reference"].(string)
+		id, local := strings.CutPrefix(s, "#")
+		if !local {
+			return nil
+		}
+		for _, c := range asArray(tree["contained"]) {
+			med, _ := c.(map[string]any)
+			if med["resourceType"] == "Medication" && med["id"] == id {
+				cc, _ = med["code"].(map[string]any)
+			}
+		}
+	}
+	var out []Token
+	for _, c := range asArray(cc["coding"]) {
+		if t, ok := coding(key, c, 0); ok {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // walk calls fn with each value at the path's end, and its composite group.
