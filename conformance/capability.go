@@ -19,24 +19,40 @@ const (
 	HistoryInstance = "history-instance"
 	HistoryType     = "history-type"
 	Create          = "create"
+	SearchType      = "search-type"
+	SearchSystem    = "search-system"
 	HistorySystem   = "history-system"
 )
 
 // Description is what the server reports about itself.
 type Description struct {
-	Software    string
-	Version     string
-	BaseURL     string
-	Date        time.Time // when the server started
-	Resources   []Resource
-	System      []string // system-level interactions
-	Description string
+	SystemSearchParams []SearchParam // the parameters of a search across types
+	Compartments       []string      // canonical URLs of the compartments searchable
+	Software           string
+	Version            string
+	BaseURL            string
+	Date               time.Time // when the server started
+	Resources          []Resource
+	System             []string // system-level interactions
+	Description        string
 }
 
-// Resource is one resource type the server serves, with its interactions.
+// Resource is one resource type the server serves, with its interactions
+// and search parameters.
 type Resource struct {
-	Type         string
-	Interactions []string
+	Type             string
+	Interactions     []string
+	SearchParams     []SearchParam
+	SearchInclude    []string
+	SearchRevInclude []string
+}
+
+// SearchParam is a search parameter a resource type supports.
+type SearchParam struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition,omitempty"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
 }
 
 // CapabilityStatement is the R4 resource, with the elements this server uses.
@@ -67,15 +83,20 @@ type rest struct {
 	Mode        string        `json:"mode"`
 	Resource    []resource    `json:"resource"`
 	Interaction []interaction `json:"interaction,omitempty"`
+	SearchParam []SearchParam `json:"searchParam,omitempty"`
+	Compartment []string      `json:"compartment,omitempty"`
 }
 
 type resource struct {
-	Type         string        `json:"type"`
-	Profile      string        `json:"profile"`
-	Interaction  []interaction `json:"interaction"`
-	Versioning   string        `json:"versioning"`
-	ReadHistory  bool          `json:"readHistory"`
-	UpdateCreate bool          `json:"updateCreate"`
+	Type             string        `json:"type"`
+	Profile          string        `json:"profile"`
+	Interaction      []interaction `json:"interaction"`
+	Versioning       string        `json:"versioning"`
+	ReadHistory      bool          `json:"readHistory"`
+	UpdateCreate     bool          `json:"updateCreate"`
+	SearchInclude    []string      `json:"searchInclude,omitempty"`
+	SearchRevInclude []string      `json:"searchRevInclude,omitempty"`
+	SearchParam      []SearchParam `json:"searchParam,omitempty"`
 }
 
 type interaction struct {
@@ -98,11 +119,14 @@ func Capability(d Description) CapabilityStatement {
 	r := rest{Mode: "server", Resource: []resource{}}
 	for _, res := range d.Resources {
 		rr := resource{
-			Type:         res.Type,
-			Profile:      "http://hl7.org/fhir/StructureDefinition/" + res.Type,
-			Versioning:   "versioned-update",
-			ReadHistory:  slices.Contains(res.Interactions, VRead),
-			UpdateCreate: slices.Contains(res.Interactions, Update),
+			Type:             res.Type,
+			Profile:          "http://hl7.org/fhir/StructureDefinition/" + res.Type,
+			Versioning:       "versioned-update",
+			ReadHistory:      slices.Contains(res.Interactions, VRead),
+			UpdateCreate:     slices.Contains(res.Interactions, Update),
+			SearchInclude:    res.SearchInclude,
+			SearchRevInclude: res.SearchRevInclude,
+			SearchParam:      res.SearchParams,
 		}
 		for _, code := range res.Interactions {
 			rr.Interaction = append(rr.Interaction, interaction{Code: code})
@@ -112,6 +136,8 @@ func Capability(d Description) CapabilityStatement {
 	for _, code := range d.System {
 		r.Interaction = append(r.Interaction, interaction{Code: code})
 	}
+	r.SearchParam = d.SystemSearchParams
+	r.Compartment = d.Compartments
 	cs.Rest = []rest{r}
 	return cs
 }

@@ -32,8 +32,14 @@ type BundleLink struct {
 type Entry struct {
 	FullURL  string          `json:"fullUrl,omitempty"`
 	Resource json.RawMessage `json:"resource,omitempty"`
+	Search   *EntrySearch    `json:"search,omitempty"`
 	Request  *EntryRequest   `json:"request,omitempty"`
 	Response *EntryResponse  `json:"response,omitempty"`
+}
+
+// EntrySearch is Bundle.entry.search: why the entry is in a searchset.
+type EntrySearch struct {
+	Mode string `json:"mode"` // match or include
 }
 
 // EntryRequest is Bundle.entry.request.

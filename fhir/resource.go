@@ -264,3 +264,60 @@ func appendMember(dst []byte, name string, v []byte) []byte {
 	}
 	return dst[:start+len(compact)]
 }
+
+// subsetted is the meta.tag a server adds to a resource it returns in part.
+const subsetted = `{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED","display":"subsetted"}`
+
+// Subset returns a stored resource with only the top-level elements keep
+// accepts (resourceType, id and meta always stay), tagged SUBSETTED in
+// meta.tag as R4 asks of _summary and _elements.
+func Subset(stored []byte, keep func(name string) bool) ([]byte, error) {
+	out := []byte{'{'}
+	err := eachMember(stored, func(name string, v []byte) {
+		switch {
+		case name == "meta":
+			v = tagSubsetted(v)
+		case name == "resourceType" || name == "id" || keep(name):
+		default:
+			return
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out, _ = jsontext.AppendQuote(out, name)
+		out = append(out, ':')
+		out = append(out, v...)
+	})
+	return append(out, '}'), err
+}
+
+// tagSubsetted adds the SUBSETTED tag to a meta object.
+func tagSubsetted(meta []byte) []byte {
+	out := []byte{'{'}
+	tagged := false
+	eachMember(meta, func(name string, v []byte) {
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out, _ = jsontext.AppendQuote(out, name)
+		out = append(out, ':')
+		if name == "tag" && len(v) > 1 && v[0] == '[' {
+			tagged = true
+			if string(bytes.TrimSpace(v[1:len(v)-1])) == "" {
+				out = append(out, "["+subsetted+"]"...)
+				return
+			}
+			out = append(out, v[:len(v)-1]...)
+			out = append(out, ","+subsetted+"]"...)
+			return
+		}
+		out = append(out, v...)
+	})
+	if !tagged {
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, `"tag":[`+subsetted+`]`...)
+	}
+	return append(out, '}')
+}

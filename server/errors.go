@@ -35,6 +35,8 @@ var kindOfStoreCode = map[store.ErrorCode]struct {
 	store.ENotFound:     {fhir.KindNotFound, fhir.IssueNotFound},
 	store.EConflict:     {fhir.KindConflict, fhir.IssueConflict},
 	store.EPrecondition: {fhir.KindPreconditionFailed, fhir.IssueConflict},
+	store.EInvalid:      {fhir.KindInvalid, fhir.IssueValue},
+	store.EUnsupported:  {fhir.KindInvalid, fhir.IssueNotSupported},
 }
 
 // kindOfStatus turns the statuses Echo itself answers with (no route, wrong

@@ -35,7 +35,12 @@ func negotiate(next echo.HandlerFunc) echo.HandlerFunc {
 			return fhir.Errorf(fhir.KindNotAcceptable, fhir.IssueNotSupported, "",
 				"Accept: %s is not supported: this server answers in FHIR R4 JSON (application/fhir+json)", accept)
 		}
-		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+		if strings.HasSuffix(c.Path(), "/_search") {
+			if ct := r.Header.Get(echo.HeaderContentType); ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationForm) {
+				return fhir.Errorf(fhir.KindUnsupportedMediaType, fhir.IssueNotSupported, "",
+					"Content-Type %s is not supported: send search parameters as application/x-www-form-urlencoded", ct)
+			}
+		} else if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 			ct := r.Header.Get(echo.HeaderContentType)
 			mt, params, err := mime.ParseMediaType(ct)
 			if err != nil || !jsonFormats[mt] || !fhirVersionOK(params) || !charsetOK(params) {

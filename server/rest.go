@@ -156,7 +156,8 @@ func (s *Server) put(c echo.Context, res *fhir.Resource, id string, create bool,
 	var v store.Version
 	var created bool
 	err = s.store.Update(c.Request().Context(), func(tx store.Writer) error {
-		v, created, err = tx.Put(store.Put{Type: res.Type, ID: id, Create: create, IfMatch: match, Body: prepared, Rows: rows})
+		v, created, err = tx.Put(store.Put{Type: res.Type, ID: id, Create: create, IfMatch: match, Body: prepared, Rows: rows,
+			Index: s.search.Extract(res.Type, res.Tree)})
 		return err
 	})
 	return v, created, err

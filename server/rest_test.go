@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -512,6 +513,41 @@ func TestModelRows(t *testing.T) {
 
 // TestCapabilityStatementWalk performs every interaction the
 // CapabilityStatement claims and expects each to work.
+// searchEveryParam issues one search per search parameter a resource of the
+// CapabilityStatement lists, with a value of the parameter's type, and
+// returns how many it ran.
+func searchEveryParam(t *testing.T, ts *testServer, typ string, res map[string]any) int {
+	samples := map[string]string{"token": "x", "reference": "Patient/x", "date": "ge2000", "quantity": "gt0",
+		"string": "a", "uri": "http://example.org/x", "number": "1"}
+	n := 0
+	for _, sp := range asList(res["searchParam"]) {
+		sp := sp.(map[string]any)
+		name, kind := sp["name"].(string), sp["type"].(string)
+		value := samples[kind]
+		if kind == "composite" {
+			value = "x$x"
+			switch {
+			case strings.HasSuffix(name, "quantity"):
+				value = "x$gt0"
+			case strings.HasSuffix(name, "date"):
+				value = "x$ge2000"
+			}
+		}
+		if value == "" {
+			t.Errorf("%s.%s: no sample for type %s", typ, name, kind)
+			continue
+		}
+		if sp["definition"] == nil {
+			t.Errorf("%s.%s has no definition URL", typ, name)
+		}
+		n++
+		if r := ts.do(t, http.MethodGet, "/"+typ+"?"+url.QueryEscape(name)+"="+url.QueryEscape(value), "", "Prefer: handling=strict"); r.status != http.StatusOK {
+			t.Errorf("%s?%s=%s: %d %s", typ, name, value, r.status, r.body)
+		}
+	}
+	return n
+}
+
 func TestCapabilityStatementWalk(t *testing.T) {
 	ts := newTestServer(t, server.Config{})
 	cs := ts.do(t, http.MethodGet, "/metadata", "").json(t)
@@ -552,6 +588,12 @@ func TestCapabilityStatementWalk(t *testing.T) {
 				r = ts.do(t, http.MethodGet, "/"+typ+"/_history", "")
 			case "delete":
 				r = ts.do(t, http.MethodDelete, "/"+typ+"/"+ts.create(t, typ, body), "")
+			case "search-type":
+				r = ts.do(t, http.MethodGet, "/"+typ+"?_id="+id, "")
+				if n := len(asList(r.json(t)["entry"])); n != 1 {
+					t.Errorf("%s search by _id found %d", typ, n)
+				}
+				walked += searchEveryParam(t, ts, typ, res)
 			default:
 				t.Errorf("%s: the CapabilityStatement claims %q, which this test does not know", typ, code)
 				continue
@@ -564,16 +606,17 @@ func TestCapabilityStatementWalk(t *testing.T) {
 	}
 	for _, in := range rest["interaction"].([]any) {
 		code := in.(map[string]any)["code"].(string)
-		if code != "history-system" {
+		path := map[string]string{"history-system": "/_history", "search-system": "/?_type=Observation&_lastUpdated=ge2000"}[code]
+		if path == "" {
 			t.Errorf("system interaction %q not walked", code)
 			continue
 		}
 		walked++
-		if r := ts.do(t, http.MethodGet, "/_history", ""); r.status != http.StatusOK {
-			t.Errorf("history-system: %d", r.status)
+		if r := ts.do(t, http.MethodGet, path, ""); r.status != http.StatusOK {
+			t.Errorf("%s: %d", code, r.status)
 		}
 	}
-	if walked < 22 {
+	if walked < 100 {
 		t.Errorf("walked %d interactions; the statement claims too few", walked)
 	}
 }

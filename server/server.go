@@ -8,6 +8,9 @@
 //	GET    /metadata                   CapabilityStatement
 //	GET    /healthz                    200 when the database answers
 //	GET    /_history                   system history
+//	GET    /?_type=T,…                 system search (POST /_search too)
+//	GET    /T?params                   search (POST /T/_search with a form body too)
+//	GET    /Patient/{id}/T             search in a Patient's compartment
 //	POST   /T                          create
 //	GET    /T/_history                 type history
 //	GET    /T/{id}                     read
@@ -24,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -31,6 +35,8 @@ import (
 
 	"infusion/conformance"
 	"infusion/fhir"
+	"infusion/fhir/model"
+	"infusion/fhir/search"
 	"infusion/fhir/validate"
 	"infusion/mapping"
 	"infusion/store"
@@ -43,6 +49,7 @@ var storedTypes = []string{"MedicationRequest", "MedicationAdministration", "Obs
 type Store interface {
 	Update(ctx context.Context, fn func(store.Writer) error) error
 	Read(ctx context.Context, typ, id string) (store.Version, error)
+	Search(ctx context.Context, req store.SearchRequest) (store.SearchResult, error)
 	VRead(ctx context.Context, typ, id string, version int) (store.Version, error)
 	History(ctx context.Context, q store.HistoryQuery) ([]store.Version, error)
 	Ping(ctx context.Context) error
@@ -63,6 +70,7 @@ type Server struct {
 	log       *slog.Logger
 	store     Store
 	validator *validate.Validator
+	search    *search.Registry
 	mapper    *mapping.Mapper
 	echo      *echo.Echo
 	types     map[string]bool
@@ -83,6 +91,11 @@ type route struct {
 var routeTable = []route{
 	{http.MethodGet, "/metadata", "", false, (*Server).capabilities},
 	{http.MethodGet, "/_history", conformance.HistorySystem, false, (*Server).history},
+	{http.MethodGet, "/", conformance.SearchSystem, false, (*Server).searchSystem},
+	{http.MethodPost, "/_search", "", false, (*Server).searchSystem},
+	{http.MethodGet, "/Patient/:pid/:type", "", true, (*Server).searchCompartment},
+	{http.MethodGet, "/:type", conformance.SearchType, true, (*Server).searchType},
+	{http.MethodPost, "/:type/_search", "", true, (*Server).searchType},
 	{http.MethodPost, "/:type", conformance.Create, true, (*Server).create},
 	{http.MethodGet, "/:type/_history", conformance.HistoryType, true, (*Server).history},
 	{http.MethodGet, "/:type/:id", conformance.Read, true, (*Server).read},
@@ -95,7 +108,15 @@ var routeTable = []route{
 // New opens the store and builds the server. Close releases it.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	v, err := validate.New(storedTypes...)
+	m, err := model.Load()
+	if err != nil {
+		return nil, err
+	}
+	v, err := validate.New(m, storedTypes...)
+	if err != nil {
+		return nil, err
+	}
+	registry, err := search.NewRegistry(m, storedTypes...)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +129,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		store:     st,
 		validator: v,
+		search:    registry,
 		mapper:    mapping.NewMapper(mapping.DefaultClassifier()),
 		types:     map[string]bool{},
 		routes:    routeTable,
@@ -213,6 +235,10 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+func capabilityParam(p *search.Param) conformance.SearchParam {
+	return conformance.SearchParam{Name: p.Name, Definition: p.URL, Type: string(p.Type), Documentation: p.Expression}
+}
+
 // capabilities answers GET /metadata from the route table.
 func (s *Server) capabilities(c echo.Context) error {
 	d := conformance.Description{
@@ -223,14 +249,33 @@ func (s *Server) capabilities(c echo.Context) error {
 		Description: "FHIR R4 server for infusion therapy in chronic pain",
 	}
 	for _, t := range storedTypes {
-		res := conformance.Resource{Type: t}
+		res := conformance.Resource{Type: t, SearchInclude: []string{t + ":*"}, SearchRevInclude: []string{}}
 		for _, r := range s.routes {
 			if r.perType && r.interaction != "" {
 				res.Interactions = append(res.Interactions, r.interaction)
 			}
 		}
+		for _, p := range s.search.Params(t) {
+			res.SearchParams = append(res.SearchParams, capabilityParam(p))
+			if p.Type == search.TypeReference {
+				res.SearchInclude = append(res.SearchInclude, t+":"+p.Name)
+			}
+		}
+		for _, other := range storedTypes {
+			for _, p := range s.search.ReferenceParams(other) {
+				if slices.Contains(p.Targets, t) || slices.Contains(p.Targets, "Resource") {
+					res.SearchRevInclude = append(res.SearchRevInclude, other+":"+p.Name)
+				}
+			}
+		}
 		d.Resources = append(d.Resources, res)
 	}
+	for _, p := range s.search.Params(storedTypes[0]) {
+		if p.Base == "Resource" {
+			d.SystemSearchParams = append(d.SystemSearchParams, capabilityParam(p))
+		}
+	}
+	d.Compartments = []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}
 	for _, r := range s.routes {
 		if !r.perType && r.interaction != "" {
 			d.System = append(d.System, r.interaction)

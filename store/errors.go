@@ -14,6 +14,8 @@ const (
 	ENotFound     ErrorCode = iota + 1 // no such resource or version
 	EConflict                          // a create's id is taken
 	EPrecondition                      // If-Match does not name the current version
+	EInvalid                           // a request the store cannot read, such as a bad paging cursor
+	EUnsupported                       // a search the store cannot run
 )
 
 // Error is a failure the caller can act on.

@@ -22,6 +22,8 @@ type Version struct {
 	Method      string // POST, PUT or DELETE
 	Deleted     bool
 	Body        []byte // the resource as stored; nil when Deleted
+
+	rid int64 // the resource's key in the search index, when loaded by a search
 }
 
 // ETag returns the weak entity tag of the version, W/"n".

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"infusion/fhir"
+	"infusion/fhir/model"
 	"infusion/fhir/validate"
 )
 
@@ -89,7 +90,11 @@ var (
 func Validator(tb testing.TB) *validate.Validator {
 	tb.Helper()
 	validatorOnce.Do(func() {
-		validator, validatorErr = validate.New("MedicationRequest", "MedicationAdministration", "Observation", "OperationOutcome", "Bundle", "CapabilityStatement")
+		var m *model.Model
+		if m, validatorErr = model.Load(); validatorErr == nil {
+			validator, validatorErr = validate.New(m, "MedicationRequest", "MedicationAdministration", "Observation",
+				"OperationOutcome", "Bundle", "CapabilityStatement")
+		}
 	})
 	if validatorErr != nil {
 		tb.Fatal(validatorErr)

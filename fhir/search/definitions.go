@@ -89,3 +89,36 @@ var definitions = []Definition{
 	{Base: "DetectedIssue", Name: "implicated", Type: TypeReference, URL: "http://hl7.org/fhir/SearchParameter/DetectedIssue-implicated", Expression: "DetectedIssue.implicated", Targets: []string{"Resource"}},
 	{Base: "DetectedIssue", Name: "status", Type: TypeToken, URL: "http://hl7.org/fhir/SearchParameter/DetectedIssue-status", Expression: "DetectedIssue.status"},
 }
+
+// patientCompartment lists, for each type, the parameters that put a
+// resource in a Patient's compartment (R4 CompartmentDefinition patient).
+var patientCompartment = map[string][]string{
+	"MedicationRequest":        {"subject"},
+	"MedicationAdministration": {"patient", "performer", "subject"},
+	"Observation":              {"subject", "performer"},
+	"DetectedIssue":            {"patient"},
+}
+
+// summaryElements are the top-level elements marked isSummary in the R4
+// StructureDefinitions (choice elements by their name without [x]), and
+// mandatoryElements those with a minimum cardinality of 1: _summary=true
+// keeps the first, _summary=text keeps text and the second.
+var (
+	summaryElements = map[string][]string{
+		"MedicationRequest": {"id", "meta", "implicitRules", "status", "intent", "priority", "doNotPerform", "reported",
+			"medication", "subject", "authoredOn", "requester", "performerType", "instantiatesCanonical", "instantiatesUri",
+			"basedOn", "groupIdentifier"},
+		"MedicationAdministration": {"id", "meta", "implicitRules", "instantiates", "partOf", "status", "medication",
+			"subject", "effective", "performer"},
+		"Observation": {"id", "meta", "implicitRules", "identifier", "basedOn", "partOf", "status", "code", "subject",
+			"focus", "encounter", "effective", "issued", "performer", "value", "hasMember", "derivedFrom", "component"},
+		"DetectedIssue": {"id", "meta", "implicitRules", "identifier", "status", "code", "severity", "patient",
+			"identified", "author", "implicated"},
+	}
+	mandatoryElements = map[string][]string{
+		"MedicationRequest":        {"status", "intent", "medication", "subject"},
+		"MedicationAdministration": {"status", "medication", "subject", "effective"},
+		"Observation":              {"status", "code"},
+		"DetectedIssue":            {"status"},
+	}
+)

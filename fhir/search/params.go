@@ -143,6 +143,9 @@ func (r *Registry) Fingerprint() string {
 	return fmt.Sprintf("v1:%x", h.Sum64())
 }
 
+// ComponentParams returns a composite's component parameters, in order.
+func (p *Param) ComponentParams() []*Param { return p.comps }
+
 // Sortable reports whether results can be sorted by the parameter.
 func (p *Param) Sortable() bool {
 	switch p.Type {

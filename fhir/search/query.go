@@ -449,6 +449,10 @@ func parseQuantity(name, raw string) (Value, error) {
 
 func parseReference(p *Param, modifier, raw string) (Value, error) {
 	s := unescape(raw)
+	if p.Name == "medication" && modifier == "" && strings.Contains(raw, "|") {
+		// medication=system|code: the medication's code, coded or contained.
+		return parseToken(p.Name, "", raw)
+	}
 	if modifier == "identifier" {
 		parts := splitEscaped(raw, '|')
 		switch len(parts) {
@@ -468,11 +472,6 @@ func parseReference(p *Param, modifier, raw string) (Value, error) {
 		return Value{Reference: ReferenceValue{Type: ref.Type, ID: ref.ID}}, nil
 	case fhir.RefAbsolute:
 		return Value{Reference: ReferenceValue{URL: s}}, nil
-	}
-	if strings.Contains(s, "|") && p.Name == "medication" {
-		// medication=system|code: the medication's code, coded or contained.
-		v, err := parseToken(p.Name, "", raw)
-		return v, err
 	}
 	if !fhir.IsValidID(s) {
 		return Value{}, invalid(p.Name, "%q is not Type/id, an id or an absolute URL", raw)

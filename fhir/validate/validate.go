@@ -20,14 +20,10 @@ type Validator struct {
 	model   *model.Model
 }
 
-// New loads the schema and the element model and compiles the schemas of
-// the given resource types now (others are compiled on first use).
-func New(types ...string) (*Validator, error) {
+// New loads the schema and compiles the schemas of the given resource
+// types now (others are compiled on first use); m is the element model.
+func New(m *model.Model, types ...string) (*Validator, error) {
 	s, err := newSchemas()
-	if err != nil {
-		return nil, err
-	}
-	m, err := model.Load()
 	if err != nil {
 		return nil, err
 	}
