@@ -25,6 +25,8 @@ const usage = `usage: infusion [command] [flags]
 
 commands:
   serve    serve the FHIR API (the default)
+  reindex  rebuild the search index of the database (-db), e.g. after the
+           search parameters changed (serve also does it when it sees that)
 
 Run "infusion serve -h" for the flags of serve.
 `
@@ -59,6 +61,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		if err := server.Serve(ctx, cfg); err != nil {
 			cfg.Logger.Error("server stopped", slog.String("error", err.Error()))
+			return 1
+		}
+		return 0
+	case "reindex":
+		cfg, err := server.ParseFlags(args, getenv, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
+		s, err := server.New(ctx, cfg)
+		if err == nil {
+			_, err = s.Reindex(ctx)
+			err = errors.Join(err, s.Close())
+		}
+		if err != nil {
+			cfg.Logger.Error("reindex failed", slog.String("error", err.Error()))
 			return 1
 		}
 		return 0

@@ -53,6 +53,8 @@ type Store interface {
 	VRead(ctx context.Context, typ, id string, version int) (store.Version, error)
 	History(ctx context.Context, q store.HistoryQuery) ([]store.Version, error)
 	Ping(ctx context.Context) error
+	IndexFingerprint(ctx context.Context) (string, error)
+	Reindex(ctx context.Context, fingerprint string, extract store.Extractor) (int, error)
 	Close() error
 }
 
@@ -139,7 +141,31 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.types[t] = true
 	}
 	s.echo = s.newEcho()
+	if fp, err := st.IndexFingerprint(ctx); err != nil || fp != registry.Fingerprint() {
+		cfg.Logger.Info("the search parameters changed: rebuilding the search index", slog.String("was", fp))
+		if _, err := s.Reindex(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// Reindex rebuilds the search index of every stored resource from the
+// search parameter table, and returns how many resources it indexed.
+func (s *Server) Reindex(ctx context.Context) (int, error) {
+	start := time.Now()
+	n, err := s.store.Reindex(ctx, s.search.Fingerprint(), func(typ string, body []byte) (search.Entries, error) {
+		res, err := fhir.Parse(body)
+		if err != nil {
+			return search.Entries{}, err
+		}
+		return s.search.Extract(typ, res.Tree), nil
+	})
+	if err == nil {
+		s.log.Info("search index rebuilt", slog.Int("resources", n), slog.Duration("took", time.Since(start)))
+	}
+	return n, err
 }
 
 func (s *Server) newEcho() *echo.Echo {

@@ -111,22 +111,10 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	keys := sortKeys(q.Sort)
 	backward := cur != nil && cur.Backward
 	var b builder
-	where, err := b.where(req, driver)
+	query, err := b.pageQuery(req, driver, keys, cur)
 	if err != nil {
 		return res, err
 	}
-	cols := "r.rid AS rid, r.seq AS seq"
-	for i, k := range keys {
-		cols += fmt.Sprintf(", %s AS s%d", k.expr(&b), i)
-	}
-	inner := "SELECT " + cols + " FROM resources r WHERE " + where
-	page := "SELECT * FROM (" + inner + ") q"
-	if cur != nil {
-		page += " WHERE " + keysetCondition(&b, keys, cur, backward)
-	}
-	page += " ORDER BY " + orderBy(keys, backward) + " LIMIT " + b.arg(q.Count+1)
-	query := "SELECT p.rid, v.type, v.id, v.version, v.last_updated, v.method, v.body" + sortColumns(keys) +
-		" FROM (" + page + ") p JOIN resource_versions v ON v.seq = p.seq ORDER BY " + orderBy(keys, backward)
 	rows, err := s.read.QueryContext(ctx, query, b.args...)
 	if err != nil {
 		return res, fmt.Errorf("store: searching: %w", err)
@@ -181,6 +169,27 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	}
 	res.Included, err = s.includes(ctx, q, res.Matches)
 	return res, err
+}
+
+// pageQuery is the statement of one page: the matching rows after the
+// cursor in the sort order, one more than _count, with their stored JSON.
+func (b *builder) pageQuery(req SearchRequest, driver int, keys []sortKey, cur *cursor) (string, error) {
+	backward := cur != nil && cur.Backward
+	where, err := b.where(req, driver)
+	if err != nil {
+		return "", err
+	}
+	cols := "r.rid AS rid, r.seq AS seq"
+	for i, k := range keys {
+		cols += fmt.Sprintf(", %s AS s%d", k.expr(b), i)
+	}
+	page := "SELECT * FROM (SELECT " + cols + " FROM resources r WHERE " + where + ") q"
+	if cur != nil {
+		page += " WHERE " + keysetCondition(b, keys, cur, backward)
+	}
+	page += " ORDER BY " + orderBy(keys, backward) + " LIMIT " + b.arg(req.Query.Count+1)
+	return "SELECT p.rid, v.type, v.id, v.version, v.last_updated, v.method, v.body" + sortColumns(keys) +
+		" FROM (" + page + ") p JOIN resource_versions v ON v.seq = p.seq ORDER BY " + orderBy(keys, backward), nil
 }
 
 // compartmentClause is the index of the compartment among the candidate
@@ -290,9 +299,11 @@ func (b *builder) rids(c search.Clause, types []string) (string, bool) {
 		}
 		a := b.alias("c")
 		t := b.alias("t")
-		return "SELECT " + a + ".rid FROM search_reference " + a + " JOIN resources " + t + " ON " + t + ".type = " + a +
-			".target_type AND " + t + ".id = " + a + ".target_id WHERE " + a + ".param = " + b.arg(c.Param.Key) +
-			" AND " + t + ".rid IN (" + inner + ")", true
+		// CROSS JOIN keeps the order: from the chained resources to the
+		// references that point at them.
+		return "SELECT " + a + ".rid FROM resources " + t + " CROSS JOIN search_reference " + a + " ON " + a + ".param = " +
+			b.arg(c.Param.Key) + " AND " + a + ".target_id = " + t + ".id AND " + a + ".target_type = " + t + ".type WHERE " +
+			t + ".rid IN (" + inner + ")", true
 	case c.Modifier == "not" || c.Modifier == "missing" || len(c.Values) == 0:
 		return "", false
 	}

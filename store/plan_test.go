@@ -1,0 +1,115 @@
+package store
+
+import (
+	"context"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"infusion/fhir/model"
+	"infusion/fhir/search"
+)
+
+// TestQueryPlans asks SQLite how it runs a search of each parameter type
+// (and of chains, _has, sorting, paging and compartments) and fails when a
+// plan scans a whole table instead of searching an index.
+func TestQueryPlans(t *testing.T) {
+	m, err := model.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := []string{"MedicationRequest", "MedicationAdministration", "Observation"}
+	reg, err := search.NewRegistry(m, types...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "plan.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tests := []struct {
+		typ, query string
+		compartment bool
+	}{
+		{"Observation", "code=http://loinc.org|72514-3", false},
+		{"Observation", "code:text=pain", false},
+		{"Observation", "status:not=final&code=72514-3", false},
+		{"Observation", "subject=Patient/p1&code=72514-3&date=ge2026-01-01", false},
+		{"Observation", "patient:identifier=http://x|1", false},
+		{"Observation", "date=2026-03", false},
+		{"Observation", "value-quantity=gt5|http://unitsofmeasure.org|{score}", false},
+		{"Observation", "value-string=abc", false},
+		{"Observation", "value-string:contains=abc&code=x", false},
+		{"Observation", "_profile=http://example.org/p", false},
+		{"Observation", "code-value-quantity=72514-3$gt5", false},
+		{"Observation", "part-of:MedicationAdministration.request.status=active", false},
+		{"MedicationRequest", "identifier=http://x|1", false},
+		{"MedicationRequest", "status=active&patient=Patient/p1", false},
+		{"MedicationRequest", "_has:MedicationAdministration:request:status=completed", false},
+		{"MedicationRequest", "_id=a,b", false},
+		{"MedicationRequest", "_lastUpdated=ge2026-01-01", false},
+		{"MedicationRequest", "status=active&_sort=-authoredon", false},
+		{"MedicationRequest", "identifier:missing=true", false},
+		{"MedicationAdministration", "request.medication=http://www.nlm.nih.gov/research/umls/rxnorm|6130", false},
+		{"MedicationAdministration", "status=completed", true},
+		{"Observation", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ+"?"+tt.query, func(t *testing.T) {
+			params, _ := url.ParseQuery(tt.query)
+			q, err := reg.Parse([]string{tt.typ}, params, search.Options{Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := SearchRequest{Query: q}
+			if tt.compartment {
+				req.Compartment = &Compartment{Params: reg.CompartmentParams(tt.typ), Type: "Patient", ID: "p1"}
+			}
+			driver, err := s.chooseDriver(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b builder
+			query, err := b.pageQuery(req, driver, sortKeys(q.Sort), &cursor{RID: 10, Keys: make([]any, len(q.Sort))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, b.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, notused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			t.Logf("plan:\n%s", strings.Join(plan, "\n"))
+			for _, line := range plan {
+				if fullScan(line) {
+					t.Errorf("full scan %q in the plan:\n%s", line, strings.Join(plan, "\n"))
+				}
+			}
+		})
+	}
+}
+
+// fullScan reports a plan step that reads a whole stored table.
+func fullScan(line string) bool {
+	if !strings.HasPrefix(line, "SCAN ") {
+		return false
+	}
+	name := strings.Fields(line)[1]
+	switch name {
+	case "q", "p", "CONSTANT": // subquery results, not tables
+		return false
+	}
+	return true
+}
