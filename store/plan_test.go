@@ -31,7 +31,7 @@ func TestQueryPlans(t *testing.T) {
 	}
 	defer s.Close()
 	tests := []struct {
-		typ, query string
+		typ, query  string
 		compartment bool
 	}{
 		{"Observation", "code=http://loinc.org|72514-3", false},
@@ -68,36 +68,45 @@ func TestQueryPlans(t *testing.T) {
 			if tt.compartment {
 				req.Compartment = &Compartment{Params: reg.CompartmentParams(tt.typ), Type: "Patient", ID: "p1"}
 			}
-			driver, err := s.chooseDriver(context.Background(), req)
+			driver, _, err := s.chooseDriver(context.Background(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var b builder
-			query, err := b.pageQuery(req, driver, sortKeys(q.Sort), &cursor{RID: 10, Keys: make([]any, len(q.Sort))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, b.args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var id, parent, notused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			t.Logf("plan:\n%s", strings.Join(plan, "\n"))
-			for _, line := range plan {
-				if fullScan(line) {
-					t.Errorf("full scan %q in the plan:\n%s", line, strings.Join(plan, "\n"))
-				}
+			// The page as started from the driver, and as a walk in order.
+			for _, d := range []int{driver, noDriver} {
+				explain(t, s, req, d)
 			}
 		})
+	}
+}
+
+func explain(t *testing.T, s *Store, req SearchRequest, driver int) {
+	t.Helper()
+	q := req.Query
+	var b builder
+	query, err := b.pageQuery(req, driver, sortKeys(q.Sort), &cursor{RID: 10, Keys: make([]any, len(q.Sort))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, b.args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	t.Logf("plan:\n%s", strings.Join(plan, "\n"))
+	for _, line := range plan {
+		if fullScan(line) {
+			t.Errorf("full scan %q in the plan:\n%s", line, strings.Join(plan, "\n"))
+		}
 	}
 }
 

@@ -69,6 +69,14 @@ func (b *builder) alias(prefix string) string {
 	return fmt.Sprintf("%s%d", prefix, b.n)
 }
 
+// byRid names an index table with its (rid, param) index forced: a
+// condition about one resource must use it, whatever the planner guesses
+// about the other columns (without statistics it may prefer an index on
+// the value, and read every row of the parameter for each resource).
+func byRid(table, alias string) string {
+	return table + " " + alias + " INDEXED BY " + table + "_rid"
+}
+
 // tableOf is the index table of each parameter type.
 var tableOf = map[search.Type]string{
 	search.TypeToken:     "search_token",
@@ -87,11 +95,11 @@ var tableOf = map[search.Type]string{
 func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, error) {
 	q := req.Query
 	res := SearchResult{Total: -1}
-	driver, err := s.chooseDriver(ctx, req)
+	driver, selective, err := s.chooseDriver(ctx, req)
 	if err != nil {
 		return res, err
 	}
-	if q.Total != "none" {
+	if q.Total == "accurate" || q.Total == "estimate" || q.Total == "" && q.Page == "" {
 		var b builder
 		where, err := b.where(req, driver)
 		if err != nil {
@@ -110,6 +118,11 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	}
 	keys := sortKeys(q.Sort)
 	backward := cur != nil && cur.Backward
+	if !selective {
+		// Walk the resources in order and stop at a page's worth, rather
+		// than start from a condition that selects many.
+		driver = noDriver
+	}
 	var b builder
 	query, err := b.pageQuery(req, driver, keys, cur)
 	if err != nil {
@@ -192,19 +205,23 @@ func (b *builder) pageQuery(req SearchRequest, driver int, keys []sortKey, cur *
 		" FROM (" + page + ") p JOIN resource_versions v ON v.seq = p.seq ORDER BY " + orderBy(keys, backward), nil
 }
 
-// compartmentClause is the index of the compartment among the candidate
-// drivers; clauses are numbered from 0.
-const compartmentClause = -1
+// Drivers other than a clause (clauses are numbered from 0).
+const (
+	compartmentClause = -1 // the compartment drives
+	noDriver          = -2 // the resources of the type are walked in order
+)
 
 // chooseDriver measures, up to probeLimit rows each, how many resources
 // each positive condition selects, and returns the most selective one (a
-// clause index, or compartmentClause) when it selects fewer than
-// probeLimit; -2 when none does.
-func (s *Store) chooseDriver(ctx context.Context, req SearchRequest) (int, error) {
-	driver, best := -2, probeLimit
+// clause index, or compartmentClause), or noDriver when there is none.
+// selective says it selects fewer than probeLimit: worth starting a page
+// from; a count starts from any driver.
+func (s *Store) chooseDriver(ctx context.Context, req SearchRequest) (driver int, selective bool, err error) {
+	driver = noDriver
+	best := math.MaxInt
 	try := func(index int, rids string, args []any) error {
 		var n int
-		if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM ("+rids+" LIMIT "+strconv.Itoa(probeLimit)+")", args...).Scan(&n); err != nil {
+		if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM ("+rids+" LIMIT "+strconv.Itoa(probeLimit+1)+")", args...).Scan(&n); err != nil {
 			return fmt.Errorf("store: measuring a search condition: %w", err)
 		}
 		if n < best {
@@ -215,21 +232,21 @@ func (s *Store) chooseDriver(ctx context.Context, req SearchRequest) (int, error
 	if c := req.Compartment; c != nil {
 		var b builder
 		if err := try(compartmentClause, b.compartmentRids(c), b.args); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	for i, c := range req.Query.Clauses {
 		var b builder
 		if rids, ok := b.rids(c, req.Query.Types); ok {
 			if err := try(i, rids, b.args); err != nil {
-				return 0, err
+				return 0, false, err
 			}
 			if best == 0 {
 				break
 			}
 		}
 	}
-	return driver, nil
+	return driver, best < probeLimit, nil
 }
 
 // where builds the condition of the searched resources: type, not
@@ -357,7 +374,7 @@ func (b *builder) match(c search.Clause, al alias, types []string) (string, erro
 		for _, typ := range c.Chain.Types {
 			ts = append(ts, b.arg(typ))
 		}
-		return "EXISTS (SELECT 1 FROM search_reference " + a + " JOIN resources " + t + " ON " + t + ".type = " + a + ".target_type AND " +
+		return "EXISTS (SELECT 1 FROM " + byRid("search_reference", a) + " JOIN resources " + t + " ON " + t + ".type = " + a + ".target_type AND " +
 			t + ".id = " + a + ".target_id WHERE " + a + ".rid = " + al.rid() + " AND " + a + ".param = " + b.arg(c.Param.Key) +
 			" AND " + t + ".deleted = 0 AND " + t + ".type IN (" + strings.Join(ts, ", ") + ") AND " + inner + ")", nil
 	}
@@ -368,7 +385,7 @@ func (b *builder) match(c search.Clause, al alias, types []string) (string, erro
 			return "", fmt.Errorf("%w: %s:missing", errUnsupported, p.Name)
 		}
 		a := b.alias("m")
-		exists := "EXISTS (SELECT 1 FROM " + table + " " + a + " WHERE " + a + ".rid = " + al.rid() + " AND " + a + ".param = " + b.arg(p.Key) + ")"
+		exists := "EXISTS (SELECT 1 FROM " + byRid(table, a) + " WHERE " + a + ".rid = " + al.rid() + " AND " + a + ".param = " + b.arg(p.Key) + ")"
 		if c.Values[0].Missing {
 			return "NOT " + exists, nil
 		}
@@ -388,7 +405,7 @@ func (b *builder) match(c search.Clause, al alias, types []string) (string, erro
 		if err != nil {
 			return "", err
 		}
-		ors = append(ors, "EXISTS (SELECT 1 FROM "+table+" "+a+" WHERE "+a+".rid = "+al.rid()+" AND "+cond+")")
+		ors = append(ors, "EXISTS (SELECT 1 FROM "+byRid(table, a)+" WHERE "+a+".rid = "+al.rid()+" AND "+cond+")")
 	}
 	cond := "(" + strings.Join(ors, " OR ") + ")"
 	if c.Modifier == "not" {
@@ -493,7 +510,7 @@ func (b *builder) compositeCondition(p *search.Param, v search.Value) (string, s
 			conds = append(conds, cond)
 			continue
 		}
-		conds = append(conds, "EXISTS (SELECT 1 FROM "+table+" "+a+" WHERE "+a+".rid = "+a0+".rid AND "+a+".grp = "+a0+".grp AND "+cond+")")
+		conds = append(conds, "EXISTS (SELECT 1 FROM "+byRid(table, a)+" WHERE "+a+".rid = "+a0+".rid AND "+a+".grp = "+a0+".grp AND "+cond+")")
 	}
 	return table0, a0, strings.Join(conds, " AND "), nil
 }
@@ -518,7 +535,7 @@ func (b *builder) tokenCondition(col func(string) string, modifier string, v sea
 // parameter.
 func (b *builder) refExists(al alias, key string, r search.ReferenceValue) string {
 	a := b.alias("x")
-	return "EXISTS (SELECT 1 FROM search_reference " + a + " WHERE " + a + ".rid = " + al.rid() + " AND " + a + ".param = " + b.arg(key) +
+	return "EXISTS (SELECT 1 FROM " + byRid("search_reference", a) + " WHERE " + a + ".rid = " + al.rid() + " AND " + a + ".param = " + b.arg(key) +
 		" AND " + a + ".target_id = " + b.arg(r.ID) + " AND " + a + ".target_type = " + b.arg(r.Type) + ")"
 }
 
@@ -638,17 +655,17 @@ func (k sortKey) expr(b *builder) string {
 		if k.desc {
 			col = "high"
 		}
-		inner = "SELECT " + agg + "(" + col + ") FROM search_date WHERE rid = r.rid AND param = " + b.arg(k.param.Key)
+		inner = "SELECT " + agg + "(" + col + ") FROM search_date INDEXED BY search_date_rid WHERE rid = r.rid AND param = " + b.arg(k.param.Key)
 	case search.TypeQuantity, search.TypeNumber:
-		inner = "SELECT " + agg + "(value) FROM search_quantity WHERE rid = r.rid AND param = " + b.arg(k.param.Key)
+		inner = "SELECT " + agg + "(value) FROM search_quantity INDEXED BY search_quantity_rid WHERE rid = r.rid AND param = " + b.arg(k.param.Key)
 	case search.TypeString:
-		inner, text = "SELECT "+agg+"(norm) FROM search_string WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
+		inner, text = "SELECT "+agg+"(norm) FROM search_string INDEXED BY search_string_rid WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
 	case search.TypeReference:
-		inner, text = "SELECT "+agg+"(target_type || '/' || target_id) FROM search_reference WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
+		inner, text = "SELECT "+agg+"(target_type || '/' || target_id) FROM search_reference INDEXED BY search_reference_rid WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
 	case search.TypeURI:
-		inner, text = "SELECT "+agg+"(value) FROM search_uri WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
+		inner, text = "SELECT "+agg+"(value) FROM search_uri INDEXED BY search_uri_rid WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
 	default:
-		inner, text = "SELECT "+agg+"(code) FROM search_token WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
+		inner, text = "SELECT "+agg+"(code) FROM search_token INDEXED BY search_token_rid WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
 	}
 	sentinel := "9.0e18"
 	if k.desc {

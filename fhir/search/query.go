@@ -22,7 +22,7 @@ type Query struct {
 	RevInclude []Include
 	Sort       []Sort
 	Count      int
-	Total      string // none, estimate or accurate
+	Total      string // none, estimate or accurate; "" (not asked) counts on the first page only
 	Summary    string // "", true, text, data, count or false
 	Elements   []string
 	Page       string // the opaque paging cursor of a next or previous link
@@ -128,7 +128,7 @@ type Options struct {
 // parameter is ignored (and left out of Used) unless opts.Strict; a value
 // that cannot be parsed is an error naming the parameter.
 func (r *Registry) Parse(types []string, params url.Values, opts Options) (*Query, error) {
-	q := &Query{Types: types, Count: DefaultCount, Total: "accurate", Used: url.Values{}}
+	q := &Query{Types: types, Count: DefaultCount, Used: url.Values{}}
 	keys := make([]string, 0, len(params))
 	for k := range params {
 		keys = append(keys, k)
