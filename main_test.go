@@ -116,6 +116,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"serve", "-max-body", "lots"}, 2, "is not a size"},
 		{[]string{"-base-url", "fhir.example.org"}, 2, "not an absolute http(s) URL"},
 		{[]string{"serve", "-h"}, 0, "-max-body"},
+		{[]string{"reindex", "-db", filepath.Join(t.TempDir(), "reindex.db")}, 0, "search index rebuilt"},
 	}
 	for _, tt := range tests {
 		var stderr bytes.Buffer

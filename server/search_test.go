@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -363,5 +366,93 @@ func TestSearchDeleted(t *testing.T) {
 	}
 	if m, _, _ := ts.searchIDs(t, "/Observation?value-quantity=9"); !slices.Equal(m, []string{"Observation/pain-after"}) {
 		t.Errorf("the new version did not match: %v", m)
+	}
+}
+
+// TestSearchModifiers covers string, uri and the rarer modifiers with
+// resources made for them.
+func TestSearchModifiers(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	put := func(id, body string) {
+		t.Helper()
+		if r := ts.do(t, http.MethodPut, "/Observation/"+id, body); r.status != http.StatusCreated {
+			t.Fatalf("%s: %d %s", id, r.status, r.body)
+		}
+	}
+	put("note-1", `{"resourceType":"Observation","id":"note-1","status":"final","code":{"text":"comment"},
+		"meta":{"profile":["http://example.org/fhir/StructureDefinition/infusion-note"],"source":"http://clinic.example.org/ehr",
+		"tag":[{"system":"http://example.org/tags","code":"pilot"}],
+		"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]},
+		"identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"FILL"}]},"system":"http://lab","value":"A-1"}],
+		"subject":{"identifier":{"system":"http://hospital/mrn","value":"MRN-7"}},
+		"effectiveDateTime":"2024-06-15T10:00:00Z","valueString":"Crème brûlée tolerated"}`)
+	put("note-2", `{"resourceType":"Observation","id":"note-2","status":"final","code":{"text":"comment"},
+		"effectiveDateTime":"2020-01-01","valueString":"Patient asleep"}`)
+	put("weight-1", `{"resourceType":"Observation","id":"weight-1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},
+		"effectiveDateTime":"2024-06-15","valueQuantity":{"value":80.0,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}}`)
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"/Observation?value-string=creme", []string{"Observation/note-1"}},
+		{"/Observation?value-string=CRÈME BRÛ", []string{"Observation/note-1"}},
+		{"/Observation?value-string:exact=Crème brûlée tolerated", []string{"Observation/note-1"}},
+		{"/Observation?value-string:exact=creme brulee tolerated", nil},
+		{"/Observation?value-string:contains=sleep", []string{"Observation/note-2"}},
+		{"/Observation?value-string=sleep", nil},
+		{"/Observation?_profile=http://example.org/fhir/StructureDefinition/infusion-note", []string{"Observation/note-1"}},
+		{"/Observation?_source:below=http://clinic.example.org", []string{"Observation/note-1"}},
+		{"/Observation?_tag=http://example.org/tags|pilot", []string{"Observation/note-1"}},
+		{"/Observation?_security=R", []string{"Observation/note-1"}},
+		{"/Observation?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|FILL|A-1", []string{"Observation/note-1"}},
+		{"/Observation?subject:identifier=http://hospital/mrn|MRN-7", []string{"Observation/note-1"}},
+		{"/Observation?date=ap2024-06-14", []string{"Observation/note-1", "Observation/weight-1"}},
+		{"/Observation?date=ne2024-06-15&code:text=comment", []string{"Observation/note-2"}},
+		{"/Observation?value-quantity=ne80", nil},
+		{"/Observation?value-quantity=ap85", []string{"Observation/weight-1"}},
+		{"/Observation?value-quantity=80.0", []string{"Observation/weight-1"}},
+		{"/Observation?value-quantity:missing=true", []string{"Observation/note-1", "Observation/note-2"}},
+		{"/Observation?value-string:missing=false", []string{"Observation/note-1", "Observation/note-2"}},
+		{"/Observation?subject:missing=true", []string{"Observation/note-2", "Observation/weight-1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			got, _, _ := ts.searchIDs(t, strings.ReplaceAll(tt.query, " ", "%20"))
+			want := slices.Clone(tt.want)
+			sort.Strings(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("matches %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestReindexOnStartup empties the search index and marks it as built from
+// another parameter table: the next start rebuilds it.
+func TestReindexOnStartup(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "infusion.db")
+	app, err := server.New(context.Background(), server.Config{DBPath: dbPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{Server: httptest.NewServer(app.Handler()), app: app}
+	loadExamples(t, ts)
+	ts.Close()
+	app.Close()
+
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{"DELETE FROM search_token", "DELETE FROM search_reference", "UPDATE settings SET value = 'an older table'"} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	ts = newTestServer(t, server.Config{DBPath: dbPath})
+	if m, _, _ := ts.searchIDs(t, "/Observation?code=422587007&patient=pat-crps-1"); !slices.Equal(m, []string{"Observation/nausea"}) {
+		t.Errorf("after the rebuild: %v", m)
 	}
 }
