@@ -337,7 +337,17 @@ func (b *builder) rids(c search.Clause, types []string) (string, bool) {
 		return "SELECT rid FROM resources WHERE type IN (" + strings.Join(ts, ", ") + ") AND id IN (" + strings.Join(ids, ", ") + ")", true
 	}
 	if p.Name == "_lastUpdated" {
-		return "", false
+		var sets []string
+		for _, v := range c.Values {
+			u := b.alias("u")
+			var ts []string
+			for _, t := range types {
+				ts = append(ts, b.arg(t))
+			}
+			sets = append(sets, "SELECT "+u+".rid FROM resources "+u+" WHERE "+u+".type IN ("+strings.Join(ts, ", ")+") AND "+
+				lastUpdatedCondition(b, alias(u), v))
+		}
+		return strings.Join(sets, " UNION "), true
 	}
 	var sets []string
 	for _, v := range c.Values {
