@@ -56,18 +56,19 @@ func (s *Server) searchSystem(c echo.Context) error {
 }
 
 // searchParams returns the search parameters of a request: the query, and
-// for POST …/_search the form body too.
+// for POST …/_search the form body too (repetitions of a name in both are
+// ANDed, as repetitions are).
 func searchParams(c echo.Context) (url.Values, error) {
-	params := c.QueryParams()
+	params := url.Values{}
+	for k, vs := range c.Request().URL.Query() {
+		params[k] = vs
+	}
 	if c.Request().Method == http.MethodPost {
-		form, err := c.FormParams()
-		if err != nil {
+		if err := c.Request().ParseForm(); err != nil {
 			return nil, fhir.Errorf(fhir.KindInvalid, fhir.IssueStructure, "", "the form body cannot be read: %v", err)
 		}
-		for k, vs := range form {
-			if _, inQuery := c.QueryParams()[k]; !inQuery {
-				params[k] = append(params[k], vs...)
-			}
+		for k, vs := range c.Request().PostForm {
+			params[k] = append(params[k], vs...)
 		}
 	}
 	return params, nil
@@ -111,10 +112,9 @@ func (s *Server) runSearch(c echo.Context, types []string, path string, comp *st
 	if res.Total >= 0 {
 		bundle.Total = &res.Total
 	}
-	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: link(self, withPage(q.Used, q.Page))})
-	if q.Page != "" {
-		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "first", URL: link(self, q.Used)})
-	}
+	bundle.Link = append(bundle.Link,
+		fhir.BundleLink{Relation: "self", URL: link(self, withPage(q.Used, q.Page))},
+		fhir.BundleLink{Relation: "first", URL: link(self, q.Used)})
 	if res.Next != "" {
 		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: link(self, withPage(q.Used, res.Next))})
 	}
@@ -127,7 +127,7 @@ func (s *Server) runSearch(c echo.Context, types []string, path string, comp *st
 	}{{res.Matches, "match"}, {res.Included, "include"}} {
 		for _, v := range group.versions {
 			body := v.Body
-			if keep := q.Keep(v.Type); keep != nil {
+			if keep := s.search.Keep(q, v.Type); keep != nil {
 				if body, err = fhir.Subset(v.Body, keep); err != nil {
 					return err
 				}

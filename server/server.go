@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	registry, err := search.NewRegistry(m, storedTypes...)
+	registry, err := search.NewRegistry(m, cfg.BaseURL, storedTypes...)
 	if err != nil {
 		return nil, err
 	}

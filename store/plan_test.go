@@ -21,7 +21,7 @@ func TestQueryPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	types := []string{"MedicationRequest", "MedicationAdministration", "Observation"}
-	reg, err := search.NewRegistry(m, types...)
+	reg, err := search.NewRegistry(m, "", types...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -112,15 +113,16 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	if q.Count == 0 || q.Summary == "count" {
 		return res, nil
 	}
-	cur, err := decodeCursor(q.Page)
+	keys := sortKeys(q.Sort)
+	cur, err := decodeCursor(q.Page, len(keys))
 	if err != nil {
 		return res, err
 	}
-	keys := sortKeys(q.Sort)
 	backward := cur != nil && cur.Backward
-	if !selective {
+	if !selective && len(keys) == 0 {
 		// Walk the resources in order and stop at a page's worth, rather
-		// than start from a condition that selects many.
+		// than start from a condition that selects many. (A sorted search
+		// must read every match anyway: it starts from the condition.)
 		driver = noDriver
 	}
 	var b builder
@@ -231,7 +233,8 @@ func (s *Store) chooseDriver(ctx context.Context, req SearchRequest) (driver int
 	}
 	if c := req.Compartment; c != nil {
 		var b builder
-		if err := try(compartmentClause, b.compartmentRids(c), b.args); err != nil {
+		rids := b.compartmentRids(c)
+		if err := try(compartmentClause, rids, b.args); err != nil {
 			return 0, false, err
 		}
 	}
@@ -320,7 +323,7 @@ func (b *builder) rids(c search.Clause, types []string) (string, bool) {
 		// references that point at them.
 		return "SELECT " + a + ".rid FROM resources " + t + " CROSS JOIN search_reference " + a + " ON " + a + ".param = " +
 			b.arg(c.Param.Key) + " AND " + a + ".target_id = " + t + ".id AND " + a + ".target_type = " + t + ".type WHERE " +
-			t + ".rid IN (" + inner + ")", true
+			t + ".rid IN (" + inner + ") AND " + t + ".deleted = 0", true
 	case c.Modifier == "not" || c.Modifier == "missing" || len(c.Values) == 0:
 		return "", false
 	}
@@ -334,7 +337,8 @@ func (b *builder) rids(c search.Clause, types []string) (string, bool) {
 		for _, t := range types {
 			ts = append(ts, b.arg(t))
 		}
-		return "SELECT rid FROM resources WHERE type IN (" + strings.Join(ts, ", ") + ") AND id IN (" + strings.Join(ids, ", ") + ")", true
+		return "SELECT rid FROM resources WHERE type IN (" + strings.Join(ts, ", ") + ") AND id IN (" + strings.Join(ids, ", ") +
+			") AND deleted = 0", true
 	}
 	if p.Name == "_lastUpdated" {
 		var sets []string
@@ -345,7 +349,7 @@ func (b *builder) rids(c search.Clause, types []string) (string, bool) {
 				ts = append(ts, b.arg(t))
 			}
 			sets = append(sets, "SELECT "+u+".rid FROM resources "+u+" WHERE "+u+".type IN ("+strings.Join(ts, ", ")+") AND "+
-				lastUpdatedCondition(b, alias(u), v))
+				u+".deleted = 0 AND "+lastUpdatedCondition(b, alias(u), v))
 		}
 		return strings.Join(sets, " UNION "), true
 	}
@@ -671,11 +675,13 @@ func (k sortKey) expr(b *builder) string {
 	case search.TypeString:
 		inner, text = "SELECT "+agg+"(norm) FROM search_string INDEXED BY search_string_rid WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
 	case search.TypeReference:
-		inner, text = "SELECT "+agg+"(target_type || '/' || target_id) FROM search_reference INDEXED BY search_reference_rid WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
+		inner, text = "SELECT "+agg+"(target_type || '/' || target_id) FROM search_reference INDEXED BY search_reference_rid WHERE rid = r.rid AND param = "+
+			b.arg(k.param.Key)+" AND target_id <> ''", true
 	case search.TypeURI:
 		inner, text = "SELECT "+agg+"(value) FROM search_uri INDEXED BY search_uri_rid WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
 	default:
-		inner, text = "SELECT "+agg+"(code) FROM search_token INDEXED BY search_token_rid WHERE rid = r.rid AND param = "+b.arg(k.param.Key), true
+		inner, text = "SELECT "+agg+"(code) FROM search_token INDEXED BY search_token_rid WHERE rid = r.rid AND param = "+
+			b.arg(k.param.Key)+" AND code <> ''", true
 	}
 	sentinel := "9.0e18"
 	if k.desc {
@@ -755,21 +761,35 @@ func encodeCursor(c cursor) string {
 	return base64.RawURLEncoding.EncodeToString(data)
 }
 
-func decodeCursor(s string) (*cursor, error) {
+func decodeCursor(s string, keys int) (*cursor, error) {
 	if s == "" {
 		return nil, nil
 	}
+	bad := errorf(EInvalid, "_page=%s is not a page of this server's search results", s)
 	data, err := base64.RawURLEncoding.DecodeString(s)
-	var c cursor
-	if err == nil {
-		err = json.Unmarshal(data, &c)
-	}
 	if err != nil {
-		return nil, errorf(EInvalid, "_page=%s is not a page of this server's search results", s)
+		return nil, bad
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var c cursor
+	if err := dec.Decode(&c); err != nil || len(c.Keys) != keys {
+		return nil, bad
 	}
 	for i, k := range c.Keys {
-		if f, ok := k.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			c.Keys[i] = int64(f)
+		switch v := k.(type) {
+		case string:
+		case json.Number:
+			// Keep integers exact: a date's bound may be the largest int64.
+			if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+				c.Keys[i] = n
+			} else if f, err := v.Float64(); err == nil {
+				c.Keys[i] = f
+			} else {
+				return nil, bad
+			}
+		default:
+			return nil, bad
 		}
 	}
 	return &c, nil

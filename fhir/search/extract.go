@@ -162,7 +162,7 @@ func (r *Registry) add(e *Entries, p *Param, pt *path, v any, group int) {
 			e.Strings = append(e.Strings, String{Param: p.Key, Norm: Normalize(s), Exact: s, Group: group})
 		}
 	case TypeReference:
-		if ref, ok := reference(p.Key, v, group); ok && (len(pt.targets) == 0 || slices.Contains(pt.targets, ref.TargetType)) {
+		if ref, ok := r.reference(p.Key, v, group); ok && (len(pt.targets) == 0 || slices.Contains(pt.targets, ref.TargetType)) {
 			e.References = append(e.References, ref)
 		}
 	case TypeDate:
@@ -262,7 +262,9 @@ func coding(key string, v any, group int) (Token, bool) {
 	return Token{Param: key, System: system, Code: code, Text: Normalize(display), Group: group}, true
 }
 
-func reference(key string, v any, group int) (Reference, bool) {
+// reference indexes a Reference: a relative one, or an absolute one to this
+// server, by its type and id; an absolute one elsewhere only by its URL.
+func (r *Registry) reference(key string, v any, group int) (Reference, bool) {
 	obj, ok := v.(map[string]any)
 	if !ok {
 		if s, ok := v.(string); ok { // a canonical
@@ -280,9 +282,11 @@ func reference(key string, v any, group int) (Reference, bool) {
 		ref := fhir.ParseReference(s)
 		switch ref.Kind {
 		case fhir.RefLiteral:
-			out.TargetType, out.TargetID = ref.Type, ref.ID
 			if ref.Base != "" {
 				out.URL = s
+			}
+			if ref.Base == "" || r.base != "" && ref.Base == r.base {
+				out.TargetType, out.TargetID = ref.Type, ref.ID
 			}
 		case fhir.RefAbsolute:
 			out.URL = s

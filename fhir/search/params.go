@@ -52,12 +52,19 @@ type Param struct {
 type Registry struct {
 	byType map[string]map[string]*Param
 	model  *model.Model
+	base   string // the server's own base URL: absolute references to it are local
 }
 
+// extractVersion changes whenever what Extract makes of a resource changes,
+// so that the fingerprint asks for a rebuild of the stored index.
+const extractVersion = 2
+
 // NewRegistry compiles the parameters of the given resource types against
-// the element model; an expression it cannot follow is an error.
-func NewRegistry(m *model.Model, types ...string) (*Registry, error) {
-	r := &Registry{byType: map[string]map[string]*Param{}, model: m}
+// the element model; an expression it cannot follow is an error. base is the
+// server's own base URL ("" when it has none configured): an absolute
+// reference that starts with it is a reference to a local resource.
+func NewRegistry(m *model.Model, base string, types ...string) (*Registry, error) {
+	r := &Registry{byType: map[string]map[string]*Param{}, model: m, base: strings.TrimRight(base, "/")}
 	for _, t := range types {
 		params := map[string]*Param{}
 		for _, d := range definitions {
@@ -129,8 +136,9 @@ func (r *Registry) ReferenceParams(typeName string) []*Param {
 	return out
 }
 
-// Fingerprint identifies the parameter table: when it changes, stored index
-// rows are stale and must be rebuilt.
+// Fingerprint identifies the parameter table, the base URL and the way
+// entries are extracted: when it changes, stored index rows are stale and
+// must be rebuilt.
 func (r *Registry) Fingerprint() string {
 	var b strings.Builder
 	for _, t := range r.Types() {
@@ -138,9 +146,10 @@ func (r *Registry) Fingerprint() string {
 			fmt.Fprintf(&b, "%s|%s|%s|%s|%v\n", p.Key, p.Type, p.Expression, strings.Join(p.Targets, ","), p.Components)
 		}
 	}
+	fmt.Fprintf(&b, "base %s\n", r.base)
 	h := fnv.New64a()
 	h.Write([]byte(b.String()))
-	return fmt.Sprintf("v1:%x", h.Sum64())
+	return fmt.Sprintf("v%d:%x", extractVersion, h.Sum64())
 }
 
 // ComponentParams returns a composite's component parameters, in order.

@@ -13,7 +13,7 @@ func newRegistry(tb testing.TB) *search.Registry {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r, err := search.NewRegistry(m, "MedicationRequest", "MedicationAdministration", "Observation", "DetectedIssue")
+	r, err := search.NewRegistry(m, "", "MedicationRequest", "MedicationAdministration", "Observation", "DetectedIssue")
 	if err != nil {
 		tb.Fatal(err)
 	}

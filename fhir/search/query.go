@@ -163,7 +163,8 @@ func (r *Registry) parseParam(q *Query, key, raw string, opts Options) (bool, er
 			return false, invalid(key, "%q is not a whole number of 0 or more", raw)
 		}
 		q.Count = min(n, MaxCount)
-		return true, nil
+		q.Used.Set(key, strconv.Itoa(q.Count))
+		return false, nil
 	case "_total":
 		if raw != "none" && raw != "estimate" && raw != "accurate" {
 			return false, invalid(key, "%q is not none, estimate or accurate", raw)
@@ -223,19 +224,18 @@ func (r *Registry) parseParam(q *Query, key, raw string, opts Options) (bool, er
 	return true, nil
 }
 
-// lookupAll returns the parameter of that name on every one of types.
+// lookupAll returns the parameter of that name for a search on types: a
+// parameter of the type, or across several types one common to every
+// resource.
 func (r *Registry) lookupAll(types []string, name string) (*Param, bool) {
-	var first *Param
-	for _, t := range types {
-		p, ok := r.Lookup(t, name)
-		if !ok {
-			return nil, false
-		}
-		if first == nil {
-			first = p
-		}
+	if len(types) == 0 {
+		return nil, false
 	}
-	return first, first != nil
+	p, ok := r.Lookup(types[0], name)
+	if !ok || len(types) > 1 && p.Base != "Resource" {
+		return nil, false
+	}
+	return p, true
 }
 
 // parseClause parses name[:modifier][.chain]=values. known is false for an
@@ -389,7 +389,7 @@ func (r *Registry) parseValue(p *Param, modifier, raw string, opts Options) (Val
 	case TypeQuantity:
 		return parseQuantity(p.Name, raw)
 	case TypeReference:
-		return parseReference(p, modifier, raw)
+		return r.parseReference(p, modifier, raw)
 	case TypeComposite:
 		parts := splitEscaped(raw, '$')
 		if len(parts) != len(p.comps) {
@@ -447,7 +447,7 @@ func parseQuantity(name, raw string) (Value, error) {
 	return Value{Prefix: prefix, Quantity: q}, nil
 }
 
-func parseReference(p *Param, modifier, raw string) (Value, error) {
+func (r *Registry) parseReference(p *Param, modifier, raw string) (Value, error) {
 	s := unescape(raw)
 	if p.Name == "medication" && modifier == "" && strings.Contains(raw, "|") {
 		// medication=system|code: the medication's code, coded or contained.
@@ -468,6 +468,9 @@ func parseReference(p *Param, modifier, raw string) (Value, error) {
 	case fhir.RefLiteral:
 		if modifier != "" && modifier != ref.Type {
 			return Value{}, invalid(p.Name, "%q is not a %s", raw, modifier)
+		}
+		if ref.Base != "" && ref.Base != r.base {
+			return Value{Reference: ReferenceValue{URL: s}}, nil // a resource on another server
 		}
 		return Value{Reference: ReferenceValue{Type: ref.Type, ID: ref.ID}}, nil
 	case fhir.RefAbsolute:
@@ -609,6 +612,9 @@ func (r *Registry) parseInclude(key, raw string) (Include, error) {
 	}
 	if len(parts) == 3 {
 		inc.Target = parts[2]
+		if _, ok := r.byType[inc.Target]; !ok {
+			return Include{}, invalid(key, "%s is not a type this server stores", inc.Target)
+		}
 	}
 	return inc, nil
 }
@@ -627,6 +633,9 @@ func (r *Registry) parseHas(types []string, key, raw string, opts Options) (Clau
 	ref, ok := r.Lookup(typ, refName)
 	if !ok || ref.Type != TypeReference {
 		return Clause{}, invalid(key, "%s is not a reference parameter of %s", refName, typ)
+	}
+	if !slices.Contains(ref.Targets, "Resource") && !slices.ContainsFunc(types, func(t string) bool { return slices.Contains(ref.Targets, t) }) {
+		return Clause{}, invalid(key, "%s.%s does not refer to %s", typ, refName, strings.Join(types, " or "))
 	}
 	var inner Clause
 	var err error

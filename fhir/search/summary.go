@@ -3,7 +3,6 @@ package search
 import (
 	"slices"
 	"strings"
-	"unicode"
 )
 
 // CompartmentParams returns the parameters of a type that put its resources
@@ -21,11 +20,11 @@ func (r *Registry) CompartmentParams(typeName string) []*Param {
 // Keep returns which top-level elements of a resource of a type a search's
 // _summary and _elements let through, or nil when the whole resource is
 // returned. resourceType, id and meta are always kept.
-func (q *Query) Keep(typeName string) func(name string) bool {
+func (r *Registry) Keep(q *Query, typeName string) func(name string) bool {
 	var allowed []string
 	switch {
 	case len(q.Elements) > 0:
-		allowed = append(q.Elements, mandatoryElements[typeName]...)
+		allowed = append(slices.Clone(q.Elements), mandatoryElements[typeName]...)
 	case q.Summary == "true":
 		allowed = summaryElements[typeName]
 	case q.Summary == "text":
@@ -35,19 +34,13 @@ func (q *Query) Keep(typeName string) func(name string) bool {
 	default:
 		return nil
 	}
+	t := r.model.Types[typeName]
 	return func(name string) bool {
-		return slices.Contains(allowed, name) || slices.Contains(allowed, choiceName(name))
-	}
-}
-
-// choiceName returns the choice element a JSON name belongs to
-// (valueQuantity → value), or the name itself.
-func choiceName(name string) string {
-	name = strings.TrimPrefix(name, "_")
-	for i, r := range name {
-		if i > 0 && unicode.IsUpper(r) {
-			return name[:i]
+		name = strings.TrimPrefix(name, "_") // a primitive's extension goes with it
+		if slices.Contains(allowed, name) {
+			return true
 		}
+		e := t.Element(name) // a choice variant goes with its choice: valueQuantity with value
+		return e != nil && e.Choice != "" && slices.Contains(allowed, e.Choice)
 	}
-	return name
 }

@@ -1,0 +1,2 @@
+-- string:exact compares the value as written.
+CREATE INDEX search_string_exact ON search_string (param, exact);
