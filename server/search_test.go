@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"infusion/server"
 )
@@ -184,7 +185,7 @@ func TestSearchPagingAndSort(t *testing.T) {
 	// Pages of 3 through the 10 Observations, sorted by date then id.
 	var seen []string
 	next := "/Observation?_sort=date,_id&_count=3"
-	var last string
+	var last time.Time
 	pages := 0
 	for next != "" {
 		m, _, bundle := ts.searchIDs(t, next)
@@ -196,8 +197,11 @@ func TestSearchPagingAndSort(t *testing.T) {
 		for _, e := range entries {
 			res := e.(map[string]any)["resource"].(map[string]any)
 			seen = append(seen, res["id"].(string))
-			d, _ := res["effectiveDateTime"].(string)
-			if d != "" && last != "" && d < last && d[:10] == last[:10] {
+			d, err := time.Parse(time.RFC3339, res["effectiveDateTime"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Before(last) {
 				t.Errorf("dates out of order: %s after %s", d, last)
 			}
 			last = d
@@ -227,9 +231,90 @@ func TestSearchPagingAndSort(t *testing.T) {
 		t.Errorf("page 2 changed after an insert: %s, was %s", ids(again), ids(p2))
 	}
 	// Descending by a quantity: the heaviest first.
-	_, _, b := ts.searchIDs(t, "/Observation?value-quantity=ge0&_sort=-value-quantity&_count=2")
-	if got := ids(b); got != "body-weight,spo2" && !strings.HasPrefix(got, "spo2") {
-		t.Errorf("-value-quantity: %s", got)
+	// Descending by a quantity: the two SpO2 readings (97) come first.
+	_, _, b := ts.searchIDs(t, "/Observation?value-quantity=ge0&_sort=-value-quantity&_count=3")
+	var values []float64
+	for _, e := range asList(b["entry"]) {
+		q := e.(map[string]any)["resource"].(map[string]any)["valueQuantity"].(map[string]any)
+		values = append(values, q["value"].(float64))
+	}
+	if !slices.Equal(values, []float64{97, 97, 88}) {
+		t.Errorf("-value-quantity: values %v, want 97, 97, 88", values)
+	}
+	if linkURL(b, "first", ts.URL) == "" {
+		t.Error("no first link on the first page")
+	}
+}
+
+// TestSearchPagingEdges pages through open-ended periods, missing sort
+// values and ties, in both directions.
+func TestSearchPagingEdges(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	admin := example(t, "valid/medicationadministration-ketamine-completed.json")
+	// Four in progress (no end), two with the same start, one without a
+	// period at all (a dateTime).
+	starts := map[string]string{"a1": "2024-01-01T09:00:00Z", "a2": "2024-01-02T09:00:00Z", "a3": "2024-01-02T09:00:00Z", "a4": "2024-01-03T09:00:00Z"}
+	for id, start := range starts {
+		body := strings.Replace(withID(t, admin, id), `"status":"completed"`, `"status":"in-progress"`, 1)
+		body = strings.Replace(body, `"end":"2024-03-11T13:00:00+01:00"`, ``, 1)
+		body = strings.Replace(body, `"start":"2024-03-11T09:00:00+01:00",`, `"start":"`+start+`"`, 1)
+		if r := ts.do(t, http.MethodPut, "/MedicationAdministration/"+id, body); r.status != http.StatusCreated {
+			t.Fatalf("%s: %d %s", id, r.status, r.body)
+		}
+	}
+	for _, order := range []string{"-effective-time", "effective-time", "-request", "status,-_id"} {
+		var seen []string
+		next := "/MedicationAdministration?_sort=" + order + "&_count=1"
+		for i := 0; next != "" && i < 10; i++ {
+			m, _, b := ts.searchIDs(t, next)
+			seen = append(seen, m...)
+			next = linkURL(b, "next", ts.URL)
+		}
+		slices.Sort(seen)
+		if strings.Join(seen, ",") != "MedicationAdministration/a1,MedicationAdministration/a2,MedicationAdministration/a3,MedicationAdministration/a4" {
+			t.Errorf("_sort=%s paged through %v", order, seen)
+		}
+	}
+	for _, page := range []string{"garbage", "eyJyIjoxfQ", "eyJrIjpbe31dLCJyIjoxfQ"} { // {"r":1}, {"k":[{}],"r":1}
+		if r := ts.do(t, http.MethodGet, "/MedicationAdministration?_sort=effective-time&_page="+page, ""); r.status != http.StatusBadRequest {
+			t.Errorf("_page=%s: %d, want 400", page, r.status)
+		}
+	}
+}
+
+// TestSearchScope covers what must not match: parameters of one type in a
+// search across types, references to another server, chains to deleted
+// resources, and elements _summary leaves out of included resources.
+func TestSearchScope(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	loadExamples(t, ts)
+	if m, _, _ := ts.searchIDs(t, "/?_type=MedicationRequest,Observation&code=72514-3&_count=100"); len(m) != 15 {
+		t.Errorf("a type's parameter in a system search was not ignored: %d matches", len(m))
+	}
+	if r := ts.do(t, http.MethodGet, "/?_type=MedicationRequest,Observation&code=72514-3", "", "Prefer: handling=strict"); r.status != http.StatusBadRequest {
+		t.Errorf("strict: %d", r.status)
+	}
+	elsewhere := strings.Replace(withID(t, example(t, "valid/observation-heart-rate.json"), "remote-1"),
+		`"reference":"Patient/pat-crps-1"`, `"reference":"http://other.example.org/fhir/Patient/pat-crps-1"`, 1)
+	ts.do(t, http.MethodPut, "/Observation/remote-1", elsewhere)
+	if m, _, _ := ts.searchIDs(t, "/Observation?subject=Patient/pat-crps-1&code=8867-4"); !slices.Equal(m, []string{"Observation/heart-rate"}) {
+		t.Errorf("a reference to another server matched a local one: %v", m)
+	}
+	if m, _, _ := ts.searchIDs(t, "/Observation?subject=http://other.example.org/fhir/Patient/pat-crps-1"); !slices.Equal(m, []string{"Observation/remote-1"}) {
+		t.Errorf("search by the absolute reference: %v", m)
+	}
+	ts.do(t, http.MethodDelete, "/MedicationRequest/lidocaine-order-1", "")
+	for _, q := range []string{"/MedicationAdministration?request._id=lidocaine-order-1", "/MedicationAdministration?request.status=active&patient=pat-np-1"} {
+		if m, _, _ := ts.searchIDs(t, q); len(m) != 0 {
+			t.Errorf("%s: a chain through a deleted resource matched %v", q, m)
+		}
+	}
+	_, _, b := ts.searchIDs(t, "/MedicationAdministration?_id=ketamine-admin-2&_include=MedicationAdministration:request&_summary=true")
+	for _, e := range asList(b["entry"]) {
+		res := e.(map[string]any)["resource"].(map[string]any)
+		if res["text"] != nil || res["statusReason"] != nil || res["dosageInstruction"] != nil {
+			t.Errorf("_summary=true kept %v in %s", keysOf(res), res["resourceType"])
+		}
 	}
 }
 
