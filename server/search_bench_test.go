@@ -37,8 +37,8 @@ func benchResources() int {
 // a million takes minutes). It returns the number of patients.
 func benchDatabase(b *testing.B, n int) (string, int) {
 	b.Helper()
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("infusion-search-bench-%d-v2.db", n))
-	patients := n/36 + 1 // a generated patient has about 36 resources
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("infusion-search-bench-%d-v3.db", n))
+	patients := n/35 + 1 // a generated patient has about 35 resources
 	if _, err := os.Stat(path); err == nil {
 		return path, patients
 	}

@@ -88,7 +88,42 @@ func explain(t *testing.T, s *Store, req SearchRequest, driver int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, b.args...)
+	checkPlan(t, s, query, b.args)
+}
+
+// TestIncludePlans checks the statements of _include and _revinclude.
+func TestIncludePlans(t *testing.T) {
+	m, err := model.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := search.NewRegistry(m, "", "MedicationRequest", "MedicationAdministration", "Observation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "plan.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	request, _ := reg.Lookup("MedicationAdministration", "request")
+	from := []Version{{Type: "MedicationAdministration", ID: "a", rid: 1}, {Type: "MedicationRequest", ID: "o", rid: 2}}
+	for _, reverse := range []bool{false, true} {
+		var b builder
+		inc := search.Include{Type: "MedicationAdministration", Params: []*search.Param{request}}
+		query, ok := b.includeQuery(inc, from, reverse)
+		if !ok {
+			t.Fatal("no query")
+		}
+		checkPlan(t, s, query, b.args)
+	}
+}
+
+// checkPlan fails the test when SQLite's plan for a statement scans a
+// whole table.
+func checkPlan(t *testing.T, s *Store, query string, args []any) {
+	t.Helper()
+	rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,7 +100,25 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	if err != nil {
 		return res, err
 	}
-	if q.Total == "accurate" || q.Total == "estimate" || q.Total == "" && q.Page == "" {
+	cheap := selective
+	if !cheap && q.Total == "" && q.Page == "" {
+		// Without a selective condition, counting walks the type: cheap
+		// when the type is small.
+		var b builder
+		var ts []string
+		for _, t := range q.Types {
+			ts = append(ts, b.arg(t))
+		}
+		var n int
+		if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM resources WHERE type IN ("+strings.Join(ts, ", ")+
+			") AND deleted = 0 LIMIT "+strconv.Itoa(probeLimit)+")", b.args...).Scan(&n); err != nil {
+			return res, fmt.Errorf("store: counting: %w", err)
+		}
+		cheap = n < probeLimit
+	}
+	// The total is counted when asked for, and otherwise on a first page
+	// when it is cheap: a selective driver, or a small type.
+	if q.Total == "accurate" || q.Total == "estimate" || q.Total == "" && q.Page == "" && cheap {
 		var b builder
 		where, err := b.where(req, driver)
 		if err != nil {
@@ -240,7 +258,7 @@ func (s *Store) chooseDriver(ctx context.Context, req SearchRequest) (driver int
 	}
 	for i, c := range req.Query.Clauses {
 		var b builder
-		if rids, ok := b.rids(c, req.Query.Types); ok {
+		if rids, ok := b.probeRids(c, req.Query.Types); ok {
 			if err := try(i, rids, b.args); err != nil {
 				return 0, false, err
 			}
@@ -296,6 +314,27 @@ func (b *builder) compartmentRids(c *Compartment) string {
 			" AND target_id = "+b.arg(c.ID)+" AND target_type = "+b.arg(c.Type))
 	}
 	return strings.Join(sets, " UNION ")
+}
+
+// probeRids returns the rids to count to judge how selective a clause is:
+// for a chain or _has, those of the innermost condition, which are far
+// cheaper to count and select about as many.
+func (b *builder) probeRids(c search.Clause, types []string) (string, bool) {
+	switch {
+	case c.Has != nil:
+		if _, ok := b.rids(c, types); !ok {
+			return "", false
+		}
+		b.args = nil
+		return b.probeRids(c.Has.Clause, []string{c.Has.Type})
+	case c.Chain != nil:
+		if _, ok := b.rids(c, types); !ok {
+			return "", false
+		}
+		b.args = nil
+		return b.probeRids(c.Chain.Clause, c.Chain.Types)
+	}
+	return b.rids(c, types)
 }
 
 // rids returns a subquery of the rids of the resources a positive clause
@@ -749,6 +788,52 @@ func keysetCondition(b *builder, keys []sortKey, c *cursor, backward bool) strin
 	return "(" + strings.Join(ors, " OR ") + ")"
 }
 
+// includeQuery is the statement that loads what an include adds for a set
+// of resources; false when none of them can have any.
+func (b *builder) includeQuery(inc search.Include, from []Version, reverse bool) (string, bool) {
+	var keys, refs []string // refs: the rids of the resources that refer
+	for _, p := range inc.Params {
+		keys = append(keys, b.arg(p.Key))
+	}
+	var query string
+	if !reverse {
+		for _, v := range from {
+			if v.Type == inc.Type {
+				refs = append(refs, b.arg(v.rid))
+			}
+		}
+		if len(refs) == 0 {
+			return "", false
+		}
+		query = "SELECT t.rid FROM search_reference a JOIN resources t ON t.type = a.target_type AND t.id = a.target_id" +
+			" WHERE a.rid IN (" + strings.Join(refs, ", ") + ") AND a.param IN (" + strings.Join(keys, ", ") + ") AND t.deleted = 0"
+		if inc.Target != "" {
+			query += " AND t.type = " + b.arg(inc.Target)
+		}
+	} else {
+		byType := map[string][]string{}
+		var types []string
+		for _, v := range from {
+			if byType[v.Type] == nil {
+				types = append(types, v.Type)
+			}
+			byType[v.Type] = append(byType[v.Type], v.ID)
+		}
+		var ors []string
+		for _, typ := range types {
+			var args []string
+			for _, id := range byType[typ] {
+				args = append(args, b.arg(id))
+			}
+			ors = append(ors, "(a.target_type = "+b.arg(typ)+" AND a.target_id IN ("+strings.Join(args, ", ")+"))")
+		}
+		query = "SELECT t.rid FROM search_reference a JOIN resources t ON t.rid = a.rid WHERE (" + strings.Join(ors, " OR ") +
+			") AND a.param IN (" + strings.Join(keys, ", ") + ") AND t.deleted = 0 AND t.type = " + b.arg(inc.Type)
+	}
+	return "SELECT r.rid, v.seq, v.type, v.id, v.version, v.last_updated, v.method, v.body" +
+		" FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.rid IN (" + query + ") ORDER BY r.rid", true
+}
+
 // cursor is a position in a sort order: the sort values and rid of a row.
 type cursor struct {
 	Keys     []any `json:"k,omitempty"`
@@ -844,43 +929,11 @@ func (s *Store) includes(ctx context.Context, q *search.Query, matches []Version
 // those they refer to (_include) or those that refer to them (_revinclude).
 func (s *Store) include(ctx context.Context, inc search.Include, from []Version, reverse bool) ([]Version, error) {
 	var b builder
-	var keys, refs []string // refs: the rids of the resources that refer
-	for _, p := range inc.Params {
-		keys = append(keys, b.arg(p.Key))
+	query, ok := b.includeQuery(inc, from, reverse)
+	if !ok {
+		return nil, nil
 	}
-	var query string
-	if !reverse {
-		for _, v := range from {
-			if v.Type == inc.Type {
-				refs = append(refs, b.arg(v.rid))
-			}
-		}
-		if len(refs) == 0 {
-			return nil, nil
-		}
-		query = "SELECT t.seq FROM search_reference a JOIN resources t ON t.type = a.target_type AND t.id = a.target_id" +
-			" WHERE a.rid IN (" + strings.Join(refs, ", ") + ") AND a.param IN (" + strings.Join(keys, ", ") + ") AND t.deleted = 0"
-		if inc.Target != "" {
-			query += " AND t.type = " + b.arg(inc.Target)
-		}
-	} else {
-		byType := map[string][]string{}
-		for _, v := range from {
-			byType[v.Type] = append(byType[v.Type], v.ID)
-		}
-		var ors []string
-		for typ, ids := range byType {
-			var args []string
-			for _, id := range ids {
-				args = append(args, b.arg(id))
-			}
-			ors = append(ors, "(a.target_type = "+b.arg(typ)+" AND a.target_id IN ("+strings.Join(args, ", ")+"))")
-		}
-		query = "SELECT t.seq FROM search_reference a JOIN resources t ON t.rid = a.rid WHERE (" + strings.Join(ors, " OR ") +
-			") AND a.param IN (" + strings.Join(keys, ", ") + ") AND t.deleted = 0 AND t.type = " + b.arg(inc.Type)
-	}
-	rows, err := s.read.QueryContext(ctx, "SELECT r.rid, v.seq, v.type, v.id, v.version, v.last_updated, v.method, v.body"+
-		" FROM resource_versions v JOIN resources r ON r.seq = v.seq WHERE v.seq IN ("+query+") ORDER BY v.seq", b.args...)
+	rows, err := s.read.QueryContext(ctx, query, b.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: including: %w", err)
 	}
