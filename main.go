@@ -45,15 +45,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	switch cmd {
 	case "serve":
-		cfg, err := server.ParseFlags(args, getenv, stderr)
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+		cfg, code, ok := config(args, getenv, stderr)
+		if !ok {
+			return code
 		}
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 2
-		}
-		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
 		if getenv("GOGC") == "" {
 			// Validation allocates a tree per request and little survives
 			// it: collecting less often buys throughput for little memory.
@@ -65,15 +60,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		return 0
 	case "reindex":
-		cfg, err := server.ParseFlags(args, getenv, stderr)
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+		cfg, code, ok := config(args, getenv, stderr)
+		if !ok {
+			return code
 		}
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 2
-		}
-		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
 		s, err := server.New(ctx, cfg)
 		if err == nil {
 			_, err = s.Reindex(ctx)
@@ -90,4 +80,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	fmt.Fprintf(stderr, "infusion: unknown command %q\n\n%s", cmd, usage)
 	return 2
+}
+
+// config reads a command's flags into a server configuration with a JSON
+// logger on stderr; when it returns false, the command ends with code.
+func config(args []string, getenv func(string) string, stderr io.Writer) (cfg server.Config, code int, ok bool) {
+	cfg, err := server.ParseFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return cfg, 0, false
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return cfg, 2, false
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	return cfg, 0, true
 }

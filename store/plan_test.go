@@ -16,20 +16,7 @@ import (
 // (and of chains, _has, sorting, paging and compartments) and fails when a
 // plan scans a whole table instead of searching an index.
 func TestQueryPlans(t *testing.T) {
-	m, err := model.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	types := []string{"MedicationRequest", "MedicationAdministration", "Observation"}
-	reg, err := search.NewRegistry(m, "", types...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "plan.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	reg, s := planStore(t)
 	tests := []struct {
 		typ, query  string
 		compartment bool
@@ -93,6 +80,23 @@ func explain(t *testing.T, s *Store, req SearchRequest, driver int) {
 
 // TestIncludePlans checks the statements of _include and _revinclude.
 func TestIncludePlans(t *testing.T) {
+	reg, s := planStore(t)
+	request, _ := reg.Lookup("MedicationAdministration", "request")
+	from := []Version{{Type: "MedicationAdministration", ID: "a", rid: 1}, {Type: "MedicationRequest", ID: "o", rid: 2}}
+	for _, reverse := range []bool{false, true} {
+		var b builder
+		inc := search.Include{Type: "MedicationAdministration", Params: []*search.Param{request}}
+		query, ok := b.includeQuery(inc, from, reverse)
+		if !ok {
+			t.Fatal("no query")
+		}
+		checkPlan(t, s, query, b.args)
+	}
+}
+
+// planStore returns the parameters of the three types and an empty store.
+func planStore(t *testing.T) (*search.Registry, *Store) {
+	t.Helper()
 	m, err := model.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -105,18 +109,8 @@ func TestIncludePlans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	request, _ := reg.Lookup("MedicationAdministration", "request")
-	from := []Version{{Type: "MedicationAdministration", ID: "a", rid: 1}, {Type: "MedicationRequest", ID: "o", rid: 2}}
-	for _, reverse := range []bool{false, true} {
-		var b builder
-		inc := search.Include{Type: "MedicationAdministration", Params: []*search.Param{request}}
-		query, ok := b.includeQuery(inc, from, reverse)
-		if !ok {
-			t.Fatal("no query")
-		}
-		checkPlan(t, s, query, b.args)
-	}
+	t.Cleanup(func() { s.Close() })
+	return reg, s
 }
 
 // checkPlan fails the test when SQLite's plan for a statement scans a

@@ -227,13 +227,23 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]Version, error) 
 	if err != nil {
 		return nil, fmt.Errorf("store: history: %w", err)
 	}
+	return scanVersions(rows, false)
+}
+
+// scanVersions reads rows of (rid when withRID,) seq, type, id, version,
+// last_updated, method and body, and closes them.
+func scanVersions(rows *sql.Rows, withRID bool) ([]Version, error) {
 	defer rows.Close()
 	var out []Version
 	for rows.Next() {
 		var v Version
 		var lu string
-		if err := rows.Scan(&v.Seq, &v.Type, &v.ID, &v.VersionID, &lu, &v.Method, &v.Body); err != nil {
-			return nil, fmt.Errorf("store: history: %w", err)
+		dest := []any{&v.Seq, &v.Type, &v.ID, &v.VersionID, &lu, &v.Method, &v.Body}
+		if withRID {
+			dest = append([]any{&v.rid}, dest...)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("store: reading versions: %w", err)
 		}
 		if err := finish(&v, lu); err != nil {
 			return nil, err

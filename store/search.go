@@ -893,25 +893,20 @@ func (s *Store) includes(ctx context.Context, q *search.Query, matches []Version
 	frontier := matches
 	for round := 0; len(frontier) > 0 && round < 4; round++ {
 		var added []Version
-		for _, inc := range q.Include {
-			if round > 0 && !inc.Iterate {
-				continue
+		for _, kind := range []struct {
+			includes []search.Include
+			reverse  bool
+		}{{q.Include, false}, {q.RevInclude, true}} {
+			for _, inc := range kind.includes {
+				if round > 0 && !inc.Iterate {
+					continue
+				}
+				found, err := s.include(ctx, inc, frontier, kind.reverse)
+				if err != nil {
+					return nil, err
+				}
+				added = append(added, found...)
 			}
-			found, err := s.include(ctx, inc, frontier, false)
-			if err != nil {
-				return nil, err
-			}
-			added = append(added, found...)
-		}
-		for _, inc := range q.RevInclude {
-			if round > 0 && !inc.Iterate {
-				continue
-			}
-			found, err := s.include(ctx, inc, frontier, true)
-			if err != nil {
-				return nil, err
-			}
-			added = append(added, found...)
 		}
 		frontier = nil
 		for _, v := range added {
@@ -937,18 +932,5 @@ func (s *Store) include(ctx context.Context, inc search.Include, from []Version,
 	if err != nil {
 		return nil, fmt.Errorf("store: including: %w", err)
 	}
-	defer rows.Close()
-	var out []Version
-	for rows.Next() {
-		var v Version
-		var lu string
-		if err := rows.Scan(&v.rid, &v.Seq, &v.Type, &v.ID, &v.VersionID, &lu, &v.Method, &v.Body); err != nil {
-			return nil, fmt.Errorf("store: including: %w", err)
-		}
-		if err := finish(&v, lu); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return scanVersions(rows, true)
 }
