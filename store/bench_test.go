@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"infusion/fhir"
+	"infusion/fhir/model"
+	"infusion/fhir/search"
 	"infusion/mapping"
 	"infusion/store"
 )
 
 // BenchmarkPut measures the store alone: parallel creates of an infusion
-// order with its model rows, group-committed.
+// order with its model rows and search index rows, group-committed.
 func BenchmarkPut(b *testing.B) {
 	s := openStore(b)
 	body, err := os.ReadFile("../testdata/resources/valid/medicationrequest-ketamine-crps.json")
@@ -28,6 +30,16 @@ func BenchmarkPut(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	m, err := model.Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, err := search.NewRegistry(m, "", "MedicationRequest")
+	if err != nil {
+		b.Fatal(err)
+	}
+	index := reg.Extract("MedicationRequest", r.Tree)
+	b.Logf("%d token, %d reference, %d date rows per order", len(index.Tokens), len(index.References), len(index.Dates))
 	var n atomic.Int64
 	b.SetParallelism(8)
 	b.ResetTimer()
@@ -36,7 +48,7 @@ func BenchmarkPut(b *testing.B) {
 			id := fmt.Sprintf("o%d", n.Add(1))
 			p, _ := r.Prepare(id)
 			err := s.Update(context.Background(), func(tx store.Writer) error {
-				_, _, err := tx.Put(store.Put{Type: "MedicationRequest", ID: id, Create: true, Body: p, Rows: rows})
+				_, _, err := tx.Put(store.Put{Type: "MedicationRequest", ID: id, Create: true, Body: p, Rows: rows, Index: index})
 				return err
 			})
 			if err != nil {

@@ -18,13 +18,13 @@ func (x *indexStatements) prepare(prep func(string) *sql.Stmt) {
 	for _, t := range indexTables {
 		x.deletes = append(x.deletes, prep("DELETE FROM "+t+" WHERE rid = ?"))
 	}
-	x.token = prep(`INSERT INTO search_token (rid, param, grp, system, code, text, type_system, type_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	x.str = prep(`INSERT INTO search_string (rid, param, grp, norm, exact) VALUES (?, ?, ?, ?, ?)`)
-	x.reference = prep(`INSERT INTO search_reference (rid, param, grp, target_type, target_id, url, ident_system, ident_value)
+	x.token = prep(`INSERT OR IGNORE INTO search_token (rid, param, grp, system, code, text, type_system, type_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	x.str = prep(`INSERT OR IGNORE INTO search_string (rid, param, grp, norm, exact) VALUES (?, ?, ?, ?, ?)`)
+	x.reference = prep(`INSERT OR IGNORE INTO search_reference (rid, param, grp, target_type, target_id, url, ident_system, ident_value)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	x.date = prep(`INSERT INTO search_date (rid, param, grp, low, high) VALUES (?, ?, ?, ?, ?)`)
-	x.quantity = prep(`INSERT INTO search_quantity (rid, param, grp, value, system, code, unit) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	x.uri = prep(`INSERT INTO search_uri (rid, param, grp, value) VALUES (?, ?, ?, ?)`)
+	x.date = prep(`INSERT OR IGNORE INTO search_date (rid, param, grp, low, high) VALUES (?, ?, ?, ?, ?)`)
+	x.quantity = prep(`INSERT OR IGNORE INTO search_quantity (rid, param, grp, value, system, code, unit) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	x.uri = prep(`INSERT OR IGNORE INTO search_uri (rid, param, grp, value) VALUES (?, ?, ?, ?)`)
 }
 
 func (x *indexStatements) all() []*sql.Stmt {

@@ -509,12 +509,12 @@ func (b *builder) valueCondition(p *search.Param, modifier string, v search.Valu
 		var c string
 		switch {
 		case modifier == "identifier":
-			c = col("ident_value") + " = " + b.arg(r.IdentValue)
+			c = col("ident_value") + " = " + b.arg(r.IdentValue) + " AND " + col("ident_value") + " <> ''"
 			if r.IdentSystem != "" {
 				c += " AND " + col("ident_system") + " = " + b.arg(r.IdentSystem)
 			}
 		case r.URL != "":
-			c = col("url") + " = " + b.arg(r.URL)
+			c = col("url") + " = " + b.arg(r.URL) + " AND " + col("url") + " <> ''"
 		default:
 			c = col("target_id") + " = " + b.arg(r.ID)
 			if r.Type != "" {
@@ -572,7 +572,8 @@ func (b *builder) tokenCondition(col func(string) string, modifier string, v sea
 	t := v.Token
 	switch {
 	case modifier == "text":
-		return prefixCondition(b, col("text"), v.Text)
+		// text <> '' lets the partial index on text serve.
+		return prefixCondition(b, col("text"), v.Text) + " AND " + col("text") + " <> ''"
 	case modifier == "of-type":
 		return col("type_system") + " = " + b.arg(t.TypeSystem) + " AND " + col("type_code") + " = " + b.arg(t.TypeCode) +
 			" AND " + col("code") + " = " + b.arg(t.Code)

@@ -191,13 +191,23 @@ func (r *Registry) tokens(key string, pt *path, v any, group int) []Token {
 	case map[string]any:
 		switch pt.elemType {
 		case "CodeableConcept":
+			// One row per coding; the concept's text, when it has one, goes
+			// on the first row (and then no display does): one text entry
+			// per concept keeps the :text index small.
+			text, hasText := x["text"].(string)
 			var out []Token
 			for _, c := range asArray(x["coding"]) {
 				if t, ok := coding(key, c, group); ok {
+					if hasText {
+						t.Text = ""
+					}
 					out = append(out, t)
 				}
 			}
-			if text, ok := x["text"].(string); ok {
+			switch {
+			case hasText && len(out) > 0:
+				out[0].Text = Normalize(text)
+			case hasText:
 				out = append(out, Token{Param: key, Text: Normalize(text), Group: group})
 			}
 			return out
