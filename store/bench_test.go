@@ -39,7 +39,6 @@ func BenchmarkPut(b *testing.B) {
 		b.Fatal(err)
 	}
 	index := reg.Extract("MedicationRequest", r.Tree)
-	b.Logf("%d token, %d reference, %d date rows per order", len(index.Tokens), len(index.References), len(index.Dates))
 	var n atomic.Int64
 	b.SetParallelism(8)
 	b.ResetTimer()
