@@ -28,10 +28,7 @@ var statusOf = map[fhir.Kind]int{
 }
 
 // kindOfStoreCode turns store errors into error kinds.
-var kindOfStoreCode = map[store.ErrorCode]struct {
-	kind fhir.Kind
-	code fhir.IssueType
-}{
+var kindOfStoreCode = map[store.ErrorCode]failure{
 	store.ENotFound:     {fhir.KindNotFound, fhir.IssueNotFound},
 	store.EConflict:     {fhir.KindConflict, fhir.IssueConflict},
 	store.EPrecondition: {fhir.KindPreconditionFailed, fhir.IssueConflict},
@@ -39,12 +36,15 @@ var kindOfStoreCode = map[store.ErrorCode]struct {
 	store.EUnsupported:  {fhir.KindInvalid, fhir.IssueNotSupported},
 }
 
-// kindOfStatus turns the statuses Echo itself answers with (no route, wrong
-// method, body too large) into error kinds.
-var kindOfStatus = map[int]struct {
+// failure is the error kind and issue type another error becomes.
+type failure struct {
 	kind fhir.Kind
 	code fhir.IssueType
-}{
+}
+
+// kindOfStatus turns the statuses Echo itself answers with (no route, wrong
+// method, body too large) into error kinds.
+var kindOfStatus = map[int]failure{
 	http.StatusNotFound:              {fhir.KindNotFound, fhir.IssueNotFound},
 	http.StatusMethodNotAllowed:      {fhir.KindMethodNotAllowed, fhir.IssueNotSupported},
 	http.StatusRequestEntityTooLarge: {fhir.KindTooLarge, fhir.IssueTooLong},
