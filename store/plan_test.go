@@ -55,7 +55,7 @@ func TestQueryPlans(t *testing.T) {
 			if tt.compartment {
 				req.Compartment = &Compartment{Params: reg.CompartmentParams(tt.typ), Type: "Patient", ID: "p1"}
 			}
-			driver, _, err := s.chooseDriver(context.Background(), req)
+			driver, _, err := chooseDriver(context.Background(), s.read, req)
 			if err != nil {
 				t.Fatal(err)
 			}

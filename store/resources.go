@@ -45,10 +45,15 @@ type Put struct {
 	Index    search.Entries // the search index rows of the new version
 }
 
-// Writer is what an Update function writes through: one atomic unit.
+// Writer is what an Update function works through: one atomic unit, whose
+// reads see its own writes.
 type Writer interface {
 	Put(p Put) (v Version, created bool, err error)
 	Delete(typ, id string, ifMatch int) (Version, DeleteResult, error)
+	Read(typ, id string) (Version, error)
+	VRead(typ, id string, version int) (Version, error)
+	Search(req SearchRequest) (SearchResult, error)
+	History(q HistoryQuery) ([]Version, error)
 }
 
 var _ Writer = (*Tx)(nil)
@@ -174,19 +179,51 @@ func (t *Tx) insertVersion(v *Version) (rid int64, err error) {
 	return rid, nil
 }
 
+// The statements of read and vread.
+const (
+	readCurrentSQL = `SELECT v.seq, v.version, v.last_updated, v.method, v.body
+		FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?`
+	readVersionSQL = `SELECT seq, version, last_updated, method, body
+		FROM resource_versions WHERE type = ? AND id = ? AND version = ?`
+)
+
 // Read returns the current version of a resource; a deleted resource is
 // returned with Deleted set. Error: ENotFound.
 func (s *Store) Read(ctx context.Context, typ, id string) (Version, error) {
-	v, err := scanVersion(s.stmts.readCurrent.QueryRowContext(ctx, typ, id), typ, id)
+	return readCurrent(s.stmts.readCurrent.QueryRowContext(ctx, typ, id), typ, id)
+}
+
+// VRead returns one version of a resource. Error: ENotFound.
+func (s *Store) VRead(ctx context.Context, typ, id string, version int) (Version, error) {
+	return readVersion(s.stmts.readVersion.QueryRowContext(ctx, typ, id, version), typ, id, version)
+}
+
+// Read is Store.Read inside the transaction.
+func (t *Tx) Read(typ, id string) (Version, error) {
+	return readCurrent(t.tx.QueryRowContext(t.ctx, readCurrentSQL, typ, id), typ, id)
+}
+
+// VRead is Store.VRead inside the transaction.
+func (t *Tx) VRead(typ, id string, version int) (Version, error) {
+	return readVersion(t.tx.QueryRowContext(t.ctx, readVersionSQL, typ, id, version), typ, id, version)
+}
+
+// Search is Store.Search inside the transaction.
+func (t *Tx) Search(req SearchRequest) (SearchResult, error) { return runSearch(t.ctx, t.tx, req) }
+
+// History is Store.History inside the transaction.
+func (t *Tx) History(q HistoryQuery) ([]Version, error) { return history(t.ctx, t.tx, q) }
+
+func readCurrent(row *sql.Row, typ, id string) (Version, error) {
+	v, err := scanVersion(row, typ, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Version{}, errorf(ENotFound, "%s/%s is not known", typ, id)
 	}
 	return v, err
 }
 
-// VRead returns one version of a resource. Error: ENotFound.
-func (s *Store) VRead(ctx context.Context, typ, id string, version int) (Version, error) {
-	v, err := scanVersion(s.stmts.readVersion.QueryRowContext(ctx, typ, id, version), typ, id)
+func readVersion(row *sql.Row, typ, id string, version int) (Version, error) {
+	v, err := scanVersion(row, typ, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Version{}, errorf(ENotFound, "%s/%s has no version %d", typ, id, version)
 	}
@@ -204,6 +241,10 @@ type HistoryQuery struct {
 
 // History returns versions newest first.
 func (s *Store) History(ctx context.Context, q HistoryQuery) ([]Version, error) {
+	return history(ctx, s.read, q)
+}
+
+func history(ctx context.Context, db querier, q HistoryQuery) ([]Version, error) {
 	where, args := "1=1", []any{}
 	switch {
 	case q.ID != "":
@@ -222,7 +263,7 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]Version, error) 
 		args = append(args, q.Before)
 	}
 	args = append(args, q.Count)
-	rows, err := s.read.QueryContext(ctx, "SELECT seq, type, id, version, last_updated, method, body FROM resource_versions WHERE "+
+	rows, err := db.QueryContext(ctx, "SELECT seq, type, id, version, last_updated, method, body FROM resource_versions WHERE "+
 		where+" ORDER BY seq DESC LIMIT ?", args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: history: %w", err)
@@ -298,10 +339,8 @@ func (st *statements) prepare(ctx context.Context, read, write *sql.DB) error {
 		}
 		return s
 	}
-	st.readCurrent = prep(read, `SELECT v.seq, v.version, v.last_updated, v.method, v.body
-		FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?`)
-	st.readVersion = prep(read, `SELECT seq, version, last_updated, method, body
-		FROM resource_versions WHERE type = ? AND id = ? AND version = ?`)
+	st.readCurrent = prep(read, readCurrentSQL)
+	st.readVersion = prep(read, readVersionSQL)
 	st.writerCurrent = prep(write, `SELECT version, deleted, rid FROM resources WHERE type = ? AND id = ?`)
 	st.insertVersion = prep(write, `INSERT INTO resource_versions (type, id, version, last_updated, method, body)
 		VALUES (?, ?, ?, ?, ?, ?)`)

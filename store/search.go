@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -94,9 +95,21 @@ var tableOf = map[search.Type]string{
 // selective condition (measured, up to probeLimit rows); without one, the
 // resources of the type are walked in order and each condition checked.
 func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, error) {
+	return runSearch(ctx, s.read, req)
+}
+
+// querier runs statements: the read pool, or a write transaction (whose
+// reads see its own writes).
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// runSearch runs a search through db.
+func runSearch(ctx context.Context, db querier, req SearchRequest) (SearchResult, error) {
 	q := req.Query
 	res := SearchResult{Total: -1}
-	driver, selective, err := s.chooseDriver(ctx, req)
+	driver, selective, err := chooseDriver(ctx, db, req)
 	if err != nil {
 		return res, err
 	}
@@ -110,7 +123,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 			ts = append(ts, b.arg(t))
 		}
 		var n int
-		if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM resources WHERE type IN ("+strings.Join(ts, ", ")+
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM resources WHERE type IN ("+strings.Join(ts, ", ")+
 			") AND deleted = 0 LIMIT "+strconv.Itoa(probeLimit)+")", b.args...).Scan(&n); err != nil {
 			return res, fmt.Errorf("store: counting: %w", err)
 		}
@@ -124,7 +137,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 		if err != nil {
 			return res, err
 		}
-		if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM resources r WHERE "+where, b.args...).Scan(&res.Total); err != nil {
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM resources r WHERE "+where, b.args...).Scan(&res.Total); err != nil {
 			return res, fmt.Errorf("store: counting search results: %w", err)
 		}
 	}
@@ -148,7 +161,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	if err != nil {
 		return res, err
 	}
-	rows, err := s.read.QueryContext(ctx, query, b.args...)
+	rows, err := db.QueryContext(ctx, query, b.args...)
 	if err != nil {
 		return res, fmt.Errorf("store: searching: %w", err)
 	}
@@ -200,7 +213,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 			res.Previous = encodeCursor(cursor{Keys: first.keys, RID: first.v.rid, Backward: true})
 		}
 	}
-	res.Included, err = s.includes(ctx, q, res.Matches)
+	res.Included, err = includes(ctx, db, q, res.Matches)
 	return res, err
 }
 
@@ -236,12 +249,12 @@ const (
 // clause index, or compartmentClause), or noDriver when there is none.
 // selective says it selects fewer than probeLimit: worth starting a page
 // from; a count starts from any driver.
-func (s *Store) chooseDriver(ctx context.Context, req SearchRequest) (driver int, selective bool, err error) {
+func chooseDriver(ctx context.Context, db querier, req SearchRequest) (driver int, selective bool, err error) {
 	driver = noDriver
 	best := math.MaxInt
 	try := func(index int, rids string, args []any) error {
 		var n int
-		if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM ("+rids+" LIMIT "+strconv.Itoa(probeLimit+1)+")", args...).Scan(&n); err != nil {
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM ("+rids+" LIMIT "+strconv.Itoa(probeLimit+1)+")", args...).Scan(&n); err != nil {
 			return fmt.Errorf("store: measuring a search condition: %w", err)
 		}
 		if n < best {
@@ -882,7 +895,7 @@ func decodeCursor(s string, keys int) (*cursor, error) {
 }
 
 // includes loads the resources _include and _revinclude add to a page.
-func (s *Store) includes(ctx context.Context, q *search.Query, matches []Version) ([]Version, error) {
+func includes(ctx context.Context, db querier, q *search.Query, matches []Version) ([]Version, error) {
 	if len(q.Include) == 0 && len(q.RevInclude) == 0 {
 		return nil, nil
 	}
@@ -902,7 +915,7 @@ func (s *Store) includes(ctx context.Context, q *search.Query, matches []Version
 				if round > 0 && !inc.Iterate {
 					continue
 				}
-				found, err := s.include(ctx, inc, frontier, kind.reverse)
+				found, err := include(ctx, db, inc, frontier, kind.reverse)
 				if err != nil {
 					return nil, err
 				}
@@ -923,13 +936,13 @@ func (s *Store) includes(ctx context.Context, q *search.Query, matches []Version
 
 // include finds the resources an include names for a set of resources:
 // those they refer to (_include) or those that refer to them (_revinclude).
-func (s *Store) include(ctx context.Context, inc search.Include, from []Version, reverse bool) ([]Version, error) {
+func include(ctx context.Context, db querier, inc search.Include, from []Version, reverse bool) ([]Version, error) {
 	var b builder
 	query, ok := b.includeQuery(inc, from, reverse)
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.read.QueryContext(ctx, query, b.args...)
+	rows, err := db.QueryContext(ctx, query, b.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: including: %w", err)
 	}
