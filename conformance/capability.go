@@ -16,11 +16,14 @@ const (
 	VRead           = "vread"
 	Update          = "update"
 	Delete          = "delete"
+	Patch           = "patch"
 	HistoryInstance = "history-instance"
 	HistoryType     = "history-type"
 	Create          = "create"
 	SearchType      = "search-type"
 	SearchSystem    = "search-system"
+	Transaction     = "transaction"
+	Batch           = "batch"
 	HistorySystem   = "history-system"
 )
 
@@ -40,11 +43,15 @@ type Description struct {
 // Resource is one resource type the server serves, with its interactions
 // and search parameters.
 type Resource struct {
-	Type             string
-	Interactions     []string
-	SearchParams     []SearchParam
-	SearchInclude    []string
-	SearchRevInclude []string
+	Type              string
+	Interactions      []string
+	SearchParams      []SearchParam
+	SearchInclude     []string
+	SearchRevInclude  []string
+	ConditionalCreate bool
+	ConditionalUpdate bool
+	ConditionalDelete string   // "not-supported", "single" or "multiple"
+	Operations        []string // the names of the operations the type supports, e.g. validate
 }
 
 // SearchParam is a search parameter a resource type supports.
@@ -88,15 +95,30 @@ type rest struct {
 }
 
 type resource struct {
-	Type             string        `json:"type"`
-	Profile          string        `json:"profile"`
-	Interaction      []interaction `json:"interaction"`
-	Versioning       string        `json:"versioning"`
-	ReadHistory      bool          `json:"readHistory"`
-	UpdateCreate     bool          `json:"updateCreate"`
-	SearchInclude    []string      `json:"searchInclude,omitempty"`
-	SearchRevInclude []string      `json:"searchRevInclude,omitempty"`
-	SearchParam      []SearchParam `json:"searchParam,omitempty"`
+	Type              string        `json:"type"`
+	Profile           string        `json:"profile"`
+	Interaction       []interaction `json:"interaction"`
+	Versioning        string        `json:"versioning"`
+	ReadHistory       bool          `json:"readHistory"`
+	UpdateCreate      bool          `json:"updateCreate"`
+	ConditionalCreate bool          `json:"conditionalCreate"`
+	ConditionalUpdate bool          `json:"conditionalUpdate"`
+	ConditionalDelete string        `json:"conditionalDelete"`
+	SearchInclude     []string      `json:"searchInclude,omitempty"`
+	SearchRevInclude  []string      `json:"searchRevInclude,omitempty"`
+	SearchParam       []SearchParam `json:"searchParam,omitempty"`
+	Operation         []operation   `json:"operation,omitempty"`
+}
+
+type operation struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition"`
+}
+
+// operationDefinitions are the canonical OperationDefinitions of the
+// operations the server may support.
+var operationDefinitions = map[string]string{
+	"validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
 }
 
 type interaction struct {
@@ -119,14 +141,23 @@ func Capability(d Description) CapabilityStatement {
 	r := rest{Mode: "server", Resource: []resource{}}
 	for _, res := range d.Resources {
 		rr := resource{
-			Type:             res.Type,
-			Profile:          "http://hl7.org/fhir/StructureDefinition/" + res.Type,
-			Versioning:       "versioned-update",
-			ReadHistory:      slices.Contains(res.Interactions, VRead),
-			UpdateCreate:     slices.Contains(res.Interactions, Update),
-			SearchInclude:    res.SearchInclude,
-			SearchRevInclude: res.SearchRevInclude,
-			SearchParam:      res.SearchParams,
+			Type:              res.Type,
+			Profile:           "http://hl7.org/fhir/StructureDefinition/" + res.Type,
+			Versioning:        "versioned-update",
+			ReadHistory:       slices.Contains(res.Interactions, VRead),
+			UpdateCreate:      slices.Contains(res.Interactions, Update),
+			SearchInclude:     res.SearchInclude,
+			SearchRevInclude:  res.SearchRevInclude,
+			SearchParam:       res.SearchParams,
+			ConditionalCreate: res.ConditionalCreate,
+			ConditionalUpdate: res.ConditionalUpdate,
+			ConditionalDelete: res.ConditionalDelete,
+		}
+		if rr.ConditionalDelete == "" {
+			rr.ConditionalDelete = "not-supported"
+		}
+		for _, name := range res.Operations {
+			rr.Operation = append(rr.Operation, operation{Name: name, Definition: operationDefinitions[name]})
 		}
 		for _, code := range res.Interactions {
 			rr.Interaction = append(rr.Interaction, interaction{Code: code})

@@ -161,3 +161,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRewriteReferences(t *testing.T) {
+	in := `{"resourceType":"Observation","subject":{"reference":"urn:uuid:1"},"note":[{"text":"reference"}],
+		"extension":[{"url":"x","valueReference":{"reference":"urn:uuid:2","display":"urn:uuid:1"}}],
+		"contained":[{"resourceType":"Medication","id":"m","ingredient":[{"itemReference":{"reference":"urn:uuid:1"}}]}],
+		"valueQuantity":{"value":0.50}}`
+	m := map[string]string{"urn:uuid:1": "Patient/p1", "urn:uuid:2": "MedicationRequest/o1"}
+	out, changed, err := fhir.RewriteReferences([]byte(in), func(ref string) (string, bool) {
+		s, ok := m[ref]
+		return s, ok
+	})
+	if err != nil || !changed {
+		t.Fatal(err, changed)
+	}
+	want := `{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"note":[{"text":"reference"}],"extension":[{"url":"x","valueReference":{"reference":"MedicationRequest/o1","display":"urn:uuid:1"}}],"contained":[{"resourceType":"Medication","id":"m","ingredient":[{"itemReference":{"reference":"Patient/p1"}}]}],"valueQuantity":{"value":0.50}}`
+	if string(out) != want {
+		t.Errorf("got  %s\nwant %s", out, want)
+	}
+}

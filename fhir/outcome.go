@@ -29,6 +29,8 @@ const (
 	IssueTransient     IssueType = "transient"
 	IssueDeleted       IssueType = "deleted"
 	IssueConflict      IssueType = "conflict"
+	IssueDuplicate     IssueType = "duplicate"
+	IssueProcessing    IssueType = "processing"
 	IssueTooLong       IssueType = "too-long"
 	IssueException     IssueType = "exception"
 	IssueInformational IssueType = "informational"
@@ -86,6 +88,7 @@ const (
 	KindUnsupportedMediaType             // the body's content type is not FHIR JSON
 	KindNotAcceptable                    // no acceptable response format
 	KindUnavailable                      // the server cannot serve now (the database does not answer)
+	KindUnprocessable                    // well-formed, but the result breaks the rules (a patch's result)
 )
 
 // Error is an error that carries OperationOutcome issues. Err, when set, is

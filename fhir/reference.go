@@ -1,7 +1,11 @@
 package fhir
 
 import (
+	"bytes"
+	"io"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // RefKind says what form a literal reference takes.
@@ -100,4 +104,44 @@ func IsValidID(s string) bool {
 		}
 	}
 	return true
+}
+
+// RewriteReferences returns the JSON with every Reference.reference value
+// for which fn returns true replaced by fn's answer — anywhere in the
+// resource, extensions and contained resources included — and whether
+// anything changed. Everything else is kept as it is.
+func RewriteReferences(raw []byte, fn func(ref string) (string, bool)) ([]byte, bool, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	var out bytes.Buffer
+	out.Grow(len(raw))
+	enc := jsontext.NewEncoder(&out)
+	changed := false
+	name := ""
+	for {
+		tok, err := dec.ReadToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		kind, n := dec.StackIndex(dec.StackDepth())
+		if kind == '{' && n%2 == 1 { // a member name
+			name = tok.String()
+			if err := enc.WriteToken(tok); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		if kind == '{' && tok.Kind() == '"' && name == "reference" {
+			if s, ok := fn(tok.String()); ok {
+				changed = true
+				tok = jsontext.String(s)
+			}
+		}
+		if err := enc.WriteToken(tok); err != nil {
+			return nil, false, err
+		}
+	}
+	return bytes.TrimRight(out.Bytes(), "\n"), changed, nil
 }

@@ -29,13 +29,20 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the request log and errors; default: discard.
 	Logger *slog.Logger
+	// ConditionalDeleteMultiple lets a conditional delete remove every
+	// resource its search matches; by default one at most (412 on more).
+	ConditionalDeleteMultiple bool
+	// MaxEntries is the most entries a batch or transaction Bundle may
+	// hold; default 10,000.
+	MaxEntries int
 }
 
 // The defaults of Config.
 const (
-	DefaultAddr    = ":8080"
-	DefaultDBPath  = "infusion.db"
-	DefaultMaxBody = 16 << 20
+	DefaultAddr       = ":8080"
+	DefaultDBPath     = "infusion.db"
+	DefaultMaxBody    = 16 << 20
+	DefaultMaxEntries = 10000
 )
 
 func (c Config) withDefaults() Config {
@@ -47,6 +54,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxEntries <= 0 {
+		c.MaxEntries = DefaultMaxEntries
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
@@ -74,6 +84,8 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	db := fs.String("db", or("INFUSION_DB", DefaultDBPath), "SQLite database file (env INFUSION_DB)")
 	maxBody := fs.String("max-body", or("INFUSION_MAX_BODY", "16MiB"), "largest request body, e.g. 16MiB or 1048576 (env INFUSION_MAX_BODY)")
 	baseURL := fs.String("base-url", or("INFUSION_BASE_URL", ""), "absolute base URL for Location and fullUrl (env INFUSION_BASE_URL; default: from each request)")
+	condDelete := fs.String("conditional-delete", or("INFUSION_CONDITIONAL_DELETE", "single"), "single or multiple: how many resources a conditional delete may remove (env INFUSION_CONDITIONAL_DELETE)")
+	maxEntries := fs.Int("max-entries", DefaultMaxEntries, "most entries in a batch or transaction Bundle")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -90,5 +102,9 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 			return Config{}, fmt.Errorf("serve: -base-url %q is not an absolute http(s) URL", *baseURL)
 		}
 	}
-	return Config{Addr: *addr, DBPath: *db, MaxBody: int64(size), BaseURL: *baseURL}, nil
+	if *condDelete != "single" && *condDelete != "multiple" {
+		return Config{}, fmt.Errorf("serve: -conditional-delete %q is not single or multiple", *condDelete)
+	}
+	return Config{Addr: *addr, DBPath: *db, MaxBody: int64(size), BaseURL: *baseURL,
+		ConditionalDeleteMultiple: *condDelete == "multiple", MaxEntries: *maxEntries}, nil
 }

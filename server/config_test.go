@@ -14,10 +14,10 @@ func TestParseFlags(t *testing.T) {
 		args []string
 		want server.Config
 	}{
-		{nil, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 16 << 20}},
-		{[]string{"-addr", ":7000", "-db", "flag.db", "-max-body", "1MiB", "-base-url", "https://fhir.example.org/r4"},
-			server.Config{Addr: ":7000", DBPath: "flag.db", MaxBody: 1 << 20, BaseURL: "https://fhir.example.org/r4"}},
-		{[]string{"-max-body", "2048"}, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 2048}},
+		{nil, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 16 << 20, MaxEntries: 10000}},
+		{[]string{"-addr", ":7000", "-db", "flag.db", "-max-body", "1MiB", "-base-url", "https://fhir.example.org/r4", "-conditional-delete", "multiple", "-max-entries", "50"},
+			server.Config{Addr: ":7000", DBPath: "flag.db", MaxBody: 1 << 20, BaseURL: "https://fhir.example.org/r4", ConditionalDeleteMultiple: true, MaxEntries: 50}},
+		{[]string{"-max-body", "2048"}, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 2048, MaxEntries: 10000}},
 	}
 	for _, tt := range tests {
 		got, err := server.ParseFlags(tt.args, getenv, io.Discard)

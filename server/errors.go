@@ -24,6 +24,7 @@ var statusOf = map[fhir.Kind]int{
 	fhir.KindUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	fhir.KindNotAcceptable:        http.StatusNotAcceptable,
 	fhir.KindUnavailable:          http.StatusServiceUnavailable,
+	fhir.KindUnprocessable:        http.StatusUnprocessableEntity,
 	fhir.KindInternal:             http.StatusInternalServerError,
 }
 
@@ -59,14 +60,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	var fe *fhir.Error
+	fe := asFHIRError(err)
 	var he *echo.HTTPError
-	var se *store.Error
 	switch {
-	case errors.As(err, &fe):
-	case errors.As(err, &se) && kindOfStoreCode[se.Code].kind != fhir.KindInternal:
-		k := kindOfStoreCode[se.Code]
-		fe = fhir.Errorf(k.kind, k.code, "", "%s", se.Message)
+	case fe.Kind != fhir.KindInternal:
 	case errors.As(err, &he):
 		k, ok := kindOfStatus[he.Code]
 		if !ok {
@@ -86,12 +83,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 				fe = s.unsupportedType(c, t)
 			}
 		}
-		if fe == nil {
+		if fe.Kind == fhir.KindInternal {
 			fe = fhir.Errorf(k.kind, k.code, "", "%s", msg)
 			fe.Err = he.Internal
 		}
-	default:
-		fe = &fhir.Error{Kind: fhir.KindInternal, Err: err}
 	}
 	status := statusOf[fe.Kind]
 	issues := fe.Issues
@@ -109,4 +104,20 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if err := s.writeJSON(c, status, fhir.NewOperationOutcome(issues...)); err != nil {
 		s.log.Error("writing an error response", slog.String("error", err.Error()))
 	}
+}
+
+// asFHIRError turns any error into a *fhir.Error: its own, a store error by
+// its code, or an internal error carrying it.
+func asFHIRError(err error) *fhir.Error {
+	var fe *fhir.Error
+	if errors.As(err, &fe) {
+		return fe
+	}
+	var se *store.Error
+	if errors.As(err, &se) {
+		if k, ok := kindOfStoreCode[se.Code]; ok {
+			return fhir.Errorf(k.kind, k.code, "", "%s", se.Message)
+		}
+	}
+	return &fhir.Error{Kind: fhir.KindInternal, Err: err}
 }

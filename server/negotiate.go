@@ -43,7 +43,8 @@ func negotiate(next echo.HandlerFunc) echo.HandlerFunc {
 		} else if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 			ct := r.Header.Get(echo.HeaderContentType)
 			mt, params, err := mime.ParseMediaType(ct)
-			if err != nil || !jsonFormats[mt] || !fhirVersionOK(params) || !charsetOK(params) {
+			patch := r.Method == http.MethodPatch && mt == "application/json-patch+json"
+			if err != nil || !jsonFormats[mt] && !patch || !fhirVersionOK(params) || !charsetOK(params) {
 				if ct == "" {
 					ct = "none"
 				}

@@ -66,8 +66,9 @@ func preference(c echo.Context) string {
 	return "representation"
 }
 
-// respondWritten answers a create or update: Location (versioned) when a
-// resource was created, ETag, Last-Modified, and the body Prefer asks for.
+// respondWritten answers a create, update or patch: Location (versioned)
+// when a resource was created, ETag, Last-Modified, and the body Prefer asks
+// for; what says what happened, for an OperationOutcome.
 func (s *Server) respondWritten(c echo.Context, status int, v store.Version, issues []fhir.Issue, what string) error {
 	setVersionHeaders(c, v)
 	location := s.baseURL(c) + "/" + v.Type + "/" + v.ID + "/_history/" + itoa(v.VersionID)
@@ -79,8 +80,7 @@ func (s *Server) respondWritten(c echo.Context, status int, v store.Version, iss
 	case "minimal":
 		return c.NoContent(status)
 	case "OperationOutcome":
-		info := fhir.Issue{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational,
-			Diagnostics: what + " " + v.Type + "/" + v.ID + " as version " + itoa(v.VersionID)}
+		info := fhir.Issue{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: what}
 		return s.writeJSON(c, status, fhir.NewOperationOutcome(append([]fhir.Issue{info}, issues...)...))
 	}
 	return s.writeJSON(c, status, v.Body)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -52,30 +51,13 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	return body, nil
 }
 
-// decode reads, parses and validates the body as a resource of the URL's
-// type. It returns the resource and its warnings; errors are KindInvalid
-// with one issue per problem.
+// decode reads and checks the body as a resource of the URL's type.
 func (s *Server) decode(c echo.Context) (*fhir.Resource, []fhir.Issue, error) {
 	body, err := s.readBody(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := fhir.Parse(body)
-	if err != nil {
-		return nil, nil, err
-	}
-	if t := c.Param("type"); res.Type != t {
-		return nil, nil, fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, "resourceType",
-			"the body is a %s, but the URL is for %s", res.Type, t)
-	}
-	issues, err := s.validator.Validate(res)
-	if err != nil {
-		return nil, nil, err
-	}
-	if fhir.HasErrors(issues) {
-		return nil, nil, &fhir.Error{Kind: fhir.KindInvalid, Issues: issues}
-	}
-	return res, issues, nil
+	return s.check(body, c.Param("type"), fhir.KindInvalid)
 }
 
 // pathID reads and checks the :id path parameter.
@@ -109,17 +91,19 @@ func (s *Server) create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id := newID()
-	v, _, err := s.put(c, res, id, true, 0)
-	if err != nil {
-		return err
-	}
-	return s.respondWritten(c, http.StatusCreated, v, warnings, "created")
+	ch := &change{method: "POST", typ: res.Type, res: res, ifNoneExist: c.Request().Header.Get("If-None-Exist")}
+	return s.respondChange(c, ch, warnings)
 }
 
+// update answers PUT /T/{id}, and PUT /T?search (a conditional update).
 func (s *Server) update(c echo.Context) error {
-	id, match, err := writeTarget(c)
-	if err != nil {
+	ch := &change{method: "PUT", typ: c.Param("type")}
+	var err error
+	if c.Param("id") != "" {
+		if ch.id, ch.ifMatch, err = writeTarget(c); err != nil {
+			return err
+		}
+	} else if ch.cond, err = condition(c); err != nil {
 		return err
 	}
 	res, warnings, err := s.decode(c)
@@ -127,69 +111,89 @@ func (s *Server) update(c echo.Context) error {
 		return err
 	}
 	switch {
+	case ch.cond != "":
+		ch.id = res.ID // may be empty: the condition decides
 	case res.ID == "":
-		return fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, res.Type+".id", "an update needs the resource's id in the body, equal to %q in the URL", id)
-	case res.ID != id:
-		return fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, res.Type+".id", "the body's id %q differs from the URL's id %q", res.ID, id)
+		return fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, res.Type+".id", "an update needs the resource's id in the body, equal to %q in the URL", ch.id)
+	case res.ID != ch.id:
+		return fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, res.Type+".id", "the body's id %q differs from the URL's id %q", res.ID, ch.id)
 	}
-	v, created, err := s.put(c, res, id, false, match)
+	ch.res = res
+	return s.respondChange(c, ch, warnings)
+}
+
+// patch answers PATCH /T/{id} with a JSON Patch or a FHIRPath Patch.
+func (s *Server) patch(c echo.Context) error {
+	ch := &change{method: "PATCH", typ: c.Param("type")}
+	var err error
+	if ch.id, ch.ifMatch, err = writeTarget(c); err != nil {
+		return err
+	}
+	body, err := s.readBody(c)
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return s.respondWritten(c, status, v, warnings, "updated")
-}
-
-// put maps and stores a validated resource under id.
-func (s *Server) put(c echo.Context, res *fhir.Resource, id string, create bool, match int) (store.Version, bool, error) {
-	prepared, err := res.Prepare(id)
-	if err != nil {
-		return store.Version{}, false, err
-	}
-	rows, err := s.mapper.Map(res.Type, id, res.Raw())
-	if err != nil {
-		return store.Version{}, false, err
-	}
-	var v store.Version
-	var created bool
-	err = s.store.Update(c.Request().Context(), func(tx store.Writer) error {
-		v, created, err = tx.Put(store.Put{Type: res.Type, ID: id, Create: create, IfMatch: match, Body: prepared, Rows: rows,
-			Index: s.search.Extract(res.Type, res.Tree)})
+	if ch.makePatch, err = s.patcher(ch.typ, c.Request().Header.Get(echo.HeaderContentType), body); err != nil {
 		return err
-	})
-	return v, created, err
+	}
+	return s.respondChange(c, ch, nil)
 }
 
+// delete answers DELETE /T/{id}, and DELETE /T?search (a conditional delete).
 func (s *Server) delete(c echo.Context) error {
-	id, match, err := writeTarget(c)
+	ch := &change{method: "DELETE", typ: c.Param("type")}
+	var err error
+	if c.Param("id") != "" {
+		ch.id, ch.ifMatch, err = writeTarget(c)
+	} else {
+		ch.cond, err = condition(c)
+	}
 	if err != nil {
 		return err
 	}
-	typ := c.Param("type")
-	var v store.Version
-	var result store.DeleteResult
-	err = s.store.Update(c.Request().Context(), func(tx store.Writer) error {
-		v, result, err = tx.Delete(typ, id, match)
+	return s.respondChange(c, ch, nil)
+}
+
+// condition returns the search of a conditional update or delete; one is
+// needed, since the URL names no resource.
+func condition(c echo.Context) (string, error) {
+	q := c.Request().URL.Query()
+	for _, k := range []string{"_format", "_pretty"} {
+		q.Del(k)
+	}
+	if len(q) == 0 {
+		return "", fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, "",
+			"%s /%s needs an id or search parameters (a conditional %s)", c.Request().Method, c.Param("type"), strings.ToLower(c.Request().Method))
+	}
+	return q.Encode(), nil
+}
+
+// respondChange applies a change in one write transaction and answers it.
+func (s *Server) respondChange(c echo.Context, ch *change, warnings []fhir.Issue) error {
+	if ch.res != nil {
+		rows, err := s.mapper.Map(ch.typ, ch.id, ch.res.Raw())
+		if err != nil {
+			return err
+		}
+		ch.rows = rows
+	}
+	var r result
+	err := s.store.Update(c.Request().Context(), func(w store.Writer) error {
+		var err error
+		r, err = s.apply(w, ch)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("deleted %s/%s (version %d)", typ, id, v.VersionID)
-	switch result {
-	case store.AlreadyDeleted:
-		msg = fmt.Sprintf("%s/%s was already deleted; nothing changed", typ, id)
-	case store.NotFound:
-		msg = fmt.Sprintf("%s/%s does not exist; nothing deleted", typ, id)
+	if ch.method == "DELETE" {
+		if r.deleted != store.NotFound && r.count <= 1 {
+			setVersionHeaders(c, r.version)
+		}
+		return s.writeJSON(c, http.StatusOK, fhir.NewOperationOutcome(fhir.Issue{
+			Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: r.describe(ch)}))
 	}
-	if result != store.NotFound {
-		setVersionHeaders(c, v)
-	}
-	return s.writeJSON(c, http.StatusOK, fhir.NewOperationOutcome(fhir.Issue{
-		Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: msg}))
+	return s.respondWritten(c, r.status, r.version, warnings, r.describe(ch))
 }
 
 func (s *Server) read(c echo.Context) error {

@@ -229,8 +229,9 @@ func TestBadRequests(t *testing.T) {
 		{"bad id", "GET", "/Observation/bad_id!", "", nil, 400, ""},
 		{"unknown version", "GET", "/Observation/" + id + "/_history/9", "", nil, 404, ""},
 		{"bad version", "GET", "/Observation/" + id + "/_history/x", "", nil, 400, ""},
-		{"wrong method", "PATCH", "/Observation/" + id, obs, nil, 405, ""},
-		{"search not supported yet", "DELETE", "/Observation", "", nil, 405, ""},
+		{"wrong method", "POST", "/Observation/" + id, obs, nil, 405, ""},
+		{"delete without id or condition", "DELETE", "/Observation", "", nil, 400, ""},
+		{"patch that is not a patch", "PATCH", "/Observation/" + id, obs, nil, 400, "resourceType"},
 		{"XML wanted", "GET", "/Observation/" + id, "", []string{"Accept: application/fhir+xml"}, 406, ""},
 		{"_format xml", "GET", "/Observation/" + id + "?_format=xml", "", nil, 406, ""},
 		{"other FHIR version", "GET", "/Observation/" + id, "", []string{"Accept: application/fhir+json; fhirVersion=3.0"}, 406, ""},
@@ -569,6 +570,24 @@ func TestCapabilityStatementWalk(t *testing.T) {
 			t.Errorf("%s: versioning %v readHistory %v updateCreate %v", typ, res["versioning"], res["readHistory"], res["updateCreate"])
 		}
 		id := ts.create(t, typ, body)
+		if res["conditionalCreate"] != true || res["conditionalUpdate"] != true || res["conditionalDelete"] != "single" {
+			t.Errorf("%s: conditionalCreate %v conditionalUpdate %v conditionalDelete %v", typ, res["conditionalCreate"], res["conditionalUpdate"], res["conditionalDelete"])
+		}
+		if len(asList(res["operation"])) == 0 {
+			t.Errorf("%s: no operations declared", typ)
+		}
+		for _, op := range asList(res["operation"]) {
+			op := op.(map[string]any)
+			if op["name"] != "validate" {
+				t.Errorf("%s: operation %v is not walked", typ, op["name"])
+				continue
+			}
+			walked++
+			r := ts.do(t, http.MethodPost, "/"+typ+"/$validate", body)
+			if r.status != http.StatusOK || !strings.Contains(string(r.body), "valid for create") {
+				t.Errorf("%s $validate: %d %s", typ, r.status, r.body)
+			}
+		}
 		for _, in := range res["interaction"].([]any) {
 			code := in.(map[string]any)["code"].(string)
 			var r response
@@ -588,6 +607,9 @@ func TestCapabilityStatementWalk(t *testing.T) {
 				r = ts.do(t, http.MethodGet, "/"+typ+"/_history", "")
 			case "delete":
 				r = ts.do(t, http.MethodDelete, "/"+typ+"/"+ts.create(t, typ, body), "")
+			case "patch":
+				r = ts.do(t, http.MethodPatch, "/"+typ+"/"+id, `[{"op":"add","path":"/language","value":"en"}]`,
+					"Content-Type: application/json-patch+json")
 			case "search-type":
 				r = ts.do(t, http.MethodGet, "/"+typ+"?_id="+id, "")
 				if n := len(asList(r.json(t)["entry"])); n != 1 {
@@ -606,14 +628,24 @@ func TestCapabilityStatementWalk(t *testing.T) {
 	}
 	for _, in := range rest["interaction"].([]any) {
 		code := in.(map[string]any)["code"].(string)
+		method, body := http.MethodGet, ""
 		path := map[string]string{"history-system": "/_history", "search-system": "/?_type=Observation&_lastUpdated=ge2000"}[code]
+		if code == "transaction" || code == "batch" {
+			method, path = http.MethodPost, "/"
+			body = `{"resourceType":"Bundle","type":"` + code + `","entry":[{"request":{"method":"POST","url":"Observation"},"resource":` +
+				example(t, examples["Observation"]) + `}]}`
+		}
 		if path == "" {
 			t.Errorf("system interaction %q not walked", code)
 			continue
 		}
 		walked++
-		if r := ts.do(t, http.MethodGet, path, ""); r.status != http.StatusOK {
-			t.Errorf("%s: %d", code, r.status)
+		r := ts.do(t, method, path, body)
+		if r.status != http.StatusOK {
+			t.Errorf("%s: %d %s", code, r.status, r.body)
+		}
+		if body != "" && r.json(t)["type"] != code+"-response" {
+			t.Errorf("%s answered a %v", code, r.json(t)["type"])
 		}
 	}
 	if walked < 100 {

@@ -72,6 +72,7 @@ type Server struct {
 	log       *slog.Logger
 	store     Store
 	validator *validate.Validator
+	model     *model.Model
 	search    *search.Registry
 	mapper    *mapping.Mapper
 	echo      *echo.Echo
@@ -83,28 +84,44 @@ type Server struct {
 // route is one endpoint; the CapabilityStatement is derived from them.
 type route struct {
 	method, path string
-	interaction  string // the restful interaction it implements, "" for none
-	perType      bool   // registered for each stored type
+	capabilities []string // restful interactions, conditional-… and operation:… it provides
+	perType      bool     // registered for each stored type
 	handler      func(*Server, echo.Context) error
 }
+
+// Capabilities a route provides beside the restful interactions.
+const (
+	conditionalCreate = "conditional-create"
+	conditionalUpdate = "conditional-update"
+	conditionalDelete = "conditional-delete"
+	operationValidate = "operation:validate"
+)
+
+func caps(c ...string) []string { return c }
 
 // routeTable lists every endpoint. perType paths hold :type, bound to one
 // stored type at a time.
 var routeTable = []route{
-	{http.MethodGet, "/metadata", "", false, (*Server).capabilities},
-	{http.MethodGet, "/_history", conformance.HistorySystem, false, (*Server).history},
-	{http.MethodGet, "/", conformance.SearchSystem, false, (*Server).searchSystem},
-	{http.MethodPost, "/_search", "", false, (*Server).searchSystem},
-	{http.MethodGet, "/Patient/:pid/:type", "", true, (*Server).searchCompartment},
-	{http.MethodGet, "/:type", conformance.SearchType, true, (*Server).searchType},
-	{http.MethodPost, "/:type/_search", "", true, (*Server).searchType},
-	{http.MethodPost, "/:type", conformance.Create, true, (*Server).create},
-	{http.MethodGet, "/:type/_history", conformance.HistoryType, true, (*Server).history},
-	{http.MethodGet, "/:type/:id", conformance.Read, true, (*Server).read},
-	{http.MethodPut, "/:type/:id", conformance.Update, true, (*Server).update},
-	{http.MethodDelete, "/:type/:id", conformance.Delete, true, (*Server).delete},
-	{http.MethodGet, "/:type/:id/_history", conformance.HistoryInstance, true, (*Server).history},
-	{http.MethodGet, "/:type/:id/_history/:vid", conformance.VRead, true, (*Server).vread},
+	{http.MethodGet, "/metadata", nil, false, (*Server).capabilities},
+	{http.MethodPost, "/", caps(conformance.Transaction, conformance.Batch), false, (*Server).bundle},
+	{http.MethodGet, "/_history", caps(conformance.HistorySystem), false, (*Server).history},
+	{http.MethodGet, "/", caps(conformance.SearchSystem), false, (*Server).searchSystem},
+	{http.MethodPost, "/_search", nil, false, (*Server).searchSystem},
+	{http.MethodGet, "/Patient/:pid/:type", nil, true, (*Server).searchCompartment},
+	{http.MethodGet, "/:type", caps(conformance.SearchType), true, (*Server).searchType},
+	{http.MethodPost, "/:type/_search", nil, true, (*Server).searchType},
+	{http.MethodPost, "/:type", caps(conformance.Create, conditionalCreate), true, (*Server).create},
+	{http.MethodGet, "/:type/_history", caps(conformance.HistoryType), true, (*Server).history},
+	{http.MethodGet, "/:type/:id", caps(conformance.Read), true, (*Server).read},
+	{http.MethodPut, "/:type/:id", caps(conformance.Update), true, (*Server).update},
+	{http.MethodPut, "/:type", caps(conditionalUpdate), true, (*Server).update},
+	{http.MethodPatch, "/:type/:id", caps(conformance.Patch), true, (*Server).patch},
+	{http.MethodDelete, "/:type/:id", caps(conformance.Delete), true, (*Server).delete},
+	{http.MethodDelete, "/:type", caps(conditionalDelete), true, (*Server).delete},
+	{http.MethodGet, "/:type/:id/_history", caps(conformance.HistoryInstance), true, (*Server).history},
+	{http.MethodGet, "/:type/:id/_history/:vid", caps(conformance.VRead), true, (*Server).vread},
+	{http.MethodPost, "/:type/$validate", caps(operationValidate), true, (*Server).validateOp},
+	{http.MethodPost, "/:type/:id/$validate", caps(operationValidate), true, (*Server).validateOp},
 }
 
 // New opens the store and builds the server. Close releases it.
@@ -131,6 +148,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		store:     st,
 		validator: v,
+		model:     m,
 		search:    registry,
 		mapper:    mapping.NewMapper(mapping.DefaultClassifier()),
 		types:     map[string]bool{},
@@ -277,8 +295,27 @@ func (s *Server) capabilities(c echo.Context) error {
 	for _, t := range storedTypes {
 		res := conformance.Resource{Type: t, SearchInclude: []string{t + ":*"}, SearchRevInclude: []string{}}
 		for _, r := range s.routes {
-			if r.perType && r.interaction != "" {
-				res.Interactions = append(res.Interactions, r.interaction)
+			if !r.perType {
+				continue
+			}
+			for _, c := range r.capabilities {
+				switch c {
+				case conditionalCreate:
+					res.ConditionalCreate = true
+				case conditionalUpdate:
+					res.ConditionalUpdate = true
+				case conditionalDelete:
+					res.ConditionalDelete = "single"
+					if s.cfg.ConditionalDeleteMultiple {
+						res.ConditionalDelete = "multiple"
+					}
+				case operationValidate:
+					if !slices.Contains(res.Operations, "validate") {
+						res.Operations = append(res.Operations, "validate")
+					}
+				default:
+					res.Interactions = append(res.Interactions, c)
+				}
 			}
 		}
 		for _, p := range s.search.Params(t) {
@@ -303,8 +340,8 @@ func (s *Server) capabilities(c echo.Context) error {
 	}
 	d.Compartments = []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}
 	for _, r := range s.routes {
-		if !r.perType && r.interaction != "" {
-			d.System = append(d.System, r.interaction)
+		if !r.perType {
+			d.System = append(d.System, r.capabilities...)
 		}
 	}
 	return s.writeJSON(c, http.StatusOK, conformance.Capability(d))

@@ -33,7 +33,7 @@ func TestFHIRPathPatch(t *testing.T) {
 	}
 	tests := []struct {
 		name, op, want string
-		err             error
+		err            error
 	}{
 		{"replace a primitive", `{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Observation.status"},{"name":"value","valueCode":"amended"}`,
 			`{"resourceType":"Observation","status":"amended","code":{"text":"pain"},"category":[{"text":"a"},{"text":"b"},{"text":"c"}],"valueQuantity":{"value":7.0,"unit":"{score}"}}`, nil},

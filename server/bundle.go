@@ -1,0 +1,570 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"infusion/fhir"
+	"infusion/fhir/search"
+	"infusion/store"
+)
+
+// entry is one entry of a batch or transaction Bundle, parsed.
+type entry struct {
+	index   int
+	method  string
+	url     string // as sent
+	fullURL string
+	change  *change // the write, for POST, PUT, PATCH and DELETE
+	get     *getRequest
+	err     error        // what made the entry unusable
+	result  result       // what applying it did
+	outcome []fhir.Issue // warnings to report
+	body    []byte       // a GET's answer
+	status  int          // a GET's status
+}
+
+// getRequest is a read, vread, search or history in a Bundle.
+type getRequest struct {
+	typ, id string
+	version int
+	history bool
+	query   url.Values
+}
+
+// processing order of a transaction (bundle.html#transaction).
+var methodOrder = map[string]int{"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+
+// bundle answers POST / with a batch or transaction Bundle.
+func (s *Server) bundle(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	b, err := fhir.Parse(body)
+	if err != nil {
+		return err
+	}
+	if b.Type != "Bundle" {
+		return fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, "resourceType", "POST to the base takes a batch or transaction Bundle, not a %s", b.Type)
+	}
+	kind, _ := b.Tree["type"].(string)
+	if kind != "batch" && kind != "transaction" {
+		return fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "Bundle.type", "Bundle.type is %q; the base accepts batch and transaction", kind)
+	}
+	raw := asList(b.Tree["entry"])
+	if len(raw) > s.cfg.MaxEntries {
+		return fhir.Errorf(fhir.KindTooLarge, fhir.IssueTooLong, "Bundle.entry", "the Bundle has %d entries; the limit is %d", len(raw), s.cfg.MaxEntries)
+	}
+	base := s.baseURL(c)
+	entries := make([]*entry, len(raw))
+	for i, e := range raw {
+		entries[i] = s.parseEntry(i, e, base)
+	}
+	if kind == "transaction" {
+		err = s.transaction(c, entries)
+	} else {
+		s.batch(c, entries)
+	}
+	if err != nil {
+		return err
+	}
+	return s.writeJSON(c, http.StatusOK, s.responseBundle(c, kind+"-response", entries))
+}
+
+// parseEntry reads and checks one entry: its request, and its resource,
+// validated as a create or update would validate it.
+func (s *Server) parseEntry(i int, raw any, base string) *entry {
+	e := &entry{index: i}
+	path := fmt.Sprintf("Bundle.entry[%d]", i)
+	fail := func(err error) *entry {
+		e.err = entryError(path, err)
+		return e
+	}
+	obj, _ := raw.(map[string]any)
+	req, _ := obj["request"].(map[string]any)
+	e.method, _ = req["method"].(string)
+	e.url, _ = req["url"].(string)
+	e.fullURL, _ = obj["fullUrl"].(string)
+	if e.method == "" || e.url == "" {
+		return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, "request", "the entry needs request.method and request.url"))
+	}
+	target := strings.TrimPrefix(strings.TrimPrefix(e.url, base), "/")
+	pathPart, rawQuery, _ := strings.Cut(target, "?")
+	segs := strings.Split(pathPart, "/")
+	typ := segs[0]
+	if !s.types[typ] {
+		if s.validator.IsResourceType(typ) {
+			return fail(fhir.Errorf(fhir.KindNotFound, fhir.IssueNotSupported, "request.url",
+				"%s is not a type this server stores (it stores %s)", typ, strings.Join(storedTypes, ", ")))
+		}
+		return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "request.url", "%q does not name a resource type", e.url))
+	}
+	id := ""
+	if len(segs) > 1 {
+		id = segs[1]
+		if !fhir.IsValidID(id) {
+			return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "request.url", "%q has an invalid id", e.url))
+		}
+	}
+	ifMatch, err := parseIfMatch(req["ifMatch"])
+	if err != nil {
+		return fail(err)
+	}
+	switch e.method {
+	case "GET", "HEAD":
+		g := &getRequest{typ: typ, id: id}
+		switch {
+		case len(segs) == 4 && segs[2] == "_history":
+			if g.version, err = strconv.Atoi(segs[3]); err != nil || g.version < 1 {
+				return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "request.url", "%q has an invalid version", e.url))
+			}
+		case len(segs) == 3 && segs[2] == "_history":
+			g.history = true
+		case len(segs) > 2:
+			return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueNotSupported, "request.url", "%q is not a read, vread, search or history", e.url))
+		}
+		if g.query, err = url.ParseQuery(rawQuery); err != nil {
+			return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "request.url", "%q has an invalid query", e.url))
+		}
+		e.get = g
+		return e
+	case "DELETE":
+		e.change = &change{method: "DELETE", typ: typ, id: id, cond: rawQuery, ifMatch: ifMatch}
+		if id == "" && rawQuery == "" {
+			return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, "request.url", "a DELETE needs an id or a condition"))
+		}
+		return e
+	case "POST", "PUT", "PATCH":
+	default:
+		return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "request.method", "%q is not a method of a Bundle entry", e.method))
+	}
+	resource, ok := obj["resource"].(map[string]any)
+	if !ok {
+		return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, "resource", "a %s entry needs a resource", e.method))
+	}
+	resBody, err := fhir.Marshal(resource)
+	if err != nil {
+		return fail(err)
+	}
+	ch := &change{method: e.method, typ: typ, id: id, ifMatch: ifMatch}
+	e.change = ch
+	if e.method == "PATCH" {
+		if id == "" {
+			return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, "request.url", "a PATCH needs an id"))
+		}
+		ct, patchBody := "application/fhir+json", resBody
+		if resource["resourceType"] == "Binary" { // a JSON Patch, as Binary
+			ct, _ = resource["contentType"].(string)
+			data, _ := resource["data"].(string)
+			if patchBody, err = base64.StdEncoding.DecodeString(data); err != nil {
+				return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "resource.data", "the JSON Patch is not base64"))
+			}
+		}
+		if ch.makePatch, err = s.patcher(typ, ct, patchBody); err != nil {
+			return fail(err)
+		}
+		return e
+	}
+	switch {
+	case e.method == "POST" && id != "":
+		return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "request.url", "a POST goes to the type, not to %q", e.url))
+	case e.method == "POST":
+		ch.ifNoneExist, _ = req["ifNoneExist"].(string)
+	case id == "" && rawQuery == "":
+		return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, "request.url", "a PUT needs an id or a condition"))
+	case id == "":
+		ch.cond = rawQuery
+	}
+	res, warnings, err := s.check(resBody, typ, fhir.KindInvalid)
+	if err != nil {
+		return fail(err)
+	}
+	if e.method == "PUT" && id != "" && res.ID != id {
+		return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, typ+".id", "the resource's id %q is not the id of request.url %q", res.ID, e.url))
+	}
+	if ch.cond != "" {
+		ch.id = res.ID
+	}
+	ch.res, e.outcome = res, warnings
+	return e
+}
+
+// parseIfMatch reads an entry's request.ifMatch: W/"3", "3" or 3.
+func parseIfMatch(v any) (int, error) {
+	s, _ := v.(string)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.Trim(strings.TrimPrefix(s, "W/"), `"`))
+	if err != nil || n < 1 {
+		return 0, fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "request.ifMatch", "%q is not a version tag such as W/\"3\"", s)
+	}
+	return n, nil
+}
+
+// entryError places an error's issues in an entry: an expression on the
+// resource (MedicationRequest.status) becomes Bundle.entry[3].resource.status,
+// one relative to the entry (request.url) Bundle.entry[3].request.url, and
+// one without an expression names the entry.
+func entryError(path string, err error) error {
+	var fe *fhir.Error
+	if !errors.As(err, &fe) {
+		return err
+	}
+	out := &fhir.Error{Kind: fe.Kind, Err: fe.Err}
+	for _, is := range fe.Issues {
+		var exprs []string
+		for _, x := range is.Expression {
+			switch head, rest, _ := strings.Cut(x, "."); {
+			case head == "request" || head == "resource" || head == "fullUrl":
+				exprs = append(exprs, path+"."+x)
+			case head != "" && head[0] >= 'A' && head[0] <= 'Z':
+				exprs = append(exprs, strings.TrimSuffix(path+".resource."+rest, "."))
+			default:
+				exprs = append(exprs, path+".resource."+x)
+			}
+		}
+		if len(exprs) == 0 {
+			exprs = []string{path}
+		}
+		is.Expression = exprs
+		out.Issues = append(out.Issues, is)
+	}
+	return out
+}
+
+// transaction applies every entry in one write transaction, in the
+// specification's order, with urn:uuid and conditional references
+// resolved; the first failure undoes them all.
+func (s *Server) transaction(c echo.Context, entries []*entry) error {
+	for _, e := range entries {
+		if e.err != nil {
+			return e.err
+		}
+	}
+	order := make([]*entry, len(entries))
+	copy(order, entries)
+	sort.SliceStable(order, func(i, j int) bool { return methodOrder[order[i].method] < methodOrder[order[j].method] })
+	return s.store.Update(c.Request().Context(), func(w store.Writer) error {
+		refs, err := s.resolveTargets(w, entries)
+		if err != nil {
+			return err
+		}
+		for _, e := range order {
+			if err := s.prepareEntry(e, refs); err != nil {
+				return entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), err)
+			}
+			if e.result.existing {
+				continue // a conditional create that found its resource
+			}
+			if err := s.runEntry(w, e); err != nil {
+				return entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), err)
+			}
+		}
+		return nil
+	})
+}
+
+// resolveTargets settles which resource each write of a transaction is
+// about — a new id for a create, the match of a conditional create or
+// update — checks that no resource is the target of two entries, and
+// returns the fullUrls that references may use, mapped to Type/id.
+func (s *Server) resolveTargets(w store.Writer, entries []*entry) (map[string]string, error) {
+	refs := map[string]string{}
+	targets := map[string]int{}
+	for _, e := range entries {
+		ch := e.change
+		if ch == nil {
+			continue
+		}
+		path := fmt.Sprintf("Bundle.entry[%d]", e.index)
+		switch {
+		case ch.method == "POST" && ch.ifNoneExist != "":
+			matches, err := s.matches(w, ch.typ, ch.ifNoneExist)
+			if err != nil {
+				return nil, entryError(path, err)
+			}
+			switch len(matches) {
+			case 0:
+				ch.id = newID()
+			case 1:
+				ch.id = matches[0].ID
+				e.result = result{status: 200, version: matches[0], existing: true}
+			default:
+				return nil, entryError(path, fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "request.ifNoneExist",
+					"If-None-Exist %s matches %d resources", ch.ifNoneExist, len(matches)))
+			}
+			ch.ifNoneExist = ""
+		case ch.method == "POST":
+			ch.id = newID()
+		case ch.method == "PUT" && ch.cond != "":
+			matches, err := s.matches(w, ch.typ, ch.cond)
+			if err != nil {
+				return nil, entryError(path, err)
+			}
+			switch {
+			case len(matches) > 1:
+				return nil, entryError(path, fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "request.url",
+					"the condition %s matches %d resources", ch.cond, len(matches)))
+			case len(matches) == 1:
+				ch.id = matches[0].ID
+			case ch.id == "":
+				ch.id = newID()
+			}
+			ch.cond = ""
+		}
+		if ch.id != "" {
+			key := ch.typ + "/" + ch.id
+			if j, dup := targets[key]; dup {
+				return nil, entryError(path, fhir.Errorf(fhir.KindInvalid, fhir.IssueDuplicate, "request.url",
+					"%s is the target of entries %d and %d; a transaction may change a resource once", key, j, e.index))
+			}
+			targets[key] = e.index
+		}
+		if e.fullURL != "" && ch.id != "" {
+			if _, dup := refs[e.fullURL]; dup {
+				return nil, entryError(path, fhir.Errorf(fhir.KindInvalid, fhir.IssueDuplicate, "fullUrl", "two entries have the fullUrl %s", e.fullURL))
+			}
+			refs[e.fullURL] = ch.typ + "/" + ch.id
+		}
+	}
+	return refs, nil
+}
+
+// prepareEntry rewrites an entry's references to the other entries'
+// fullUrls and maps its resource to the model.
+func (s *Server) prepareEntry(e *entry, refs map[string]string) error {
+	ch := e.change
+	if ch == nil || ch.res == nil {
+		return nil
+	}
+	raw, changed, err := fhir.RewriteReferences(ch.res.Raw(), func(ref string) (string, bool) {
+		to, ok := refs[ref]
+		return to, ok
+	})
+	if err != nil {
+		return err
+	}
+	if changed {
+		if ch.res, err = fhir.Parse(raw); err != nil {
+			return err
+		}
+	}
+	ch.rows, err = s.mapper.Map(ch.typ, ch.id, ch.res.Raw())
+	return err
+}
+
+// runEntry applies one entry through a writer: conditional references
+// first, then the write (or the read).
+func (s *Server) runEntry(w store.Writer, e *entry) error {
+	if e.get != nil {
+		e.status, e.body = s.runGet(w, e.get)
+		return nil
+	}
+	ch := e.change
+	if ch.res != nil {
+		if err := s.resolveConditional(w, ch); err != nil {
+			return err
+		}
+	}
+	r, err := s.apply(w, ch)
+	if err != nil {
+		return err
+	}
+	e.result = r
+	return nil
+}
+
+// resolveConditional replaces references such as
+// "Patient?identifier=http://x|1" with the one resource they match.
+func (s *Server) resolveConditional(w store.Writer, ch *change) error {
+	var failed error
+	raw, changed, err := fhir.RewriteReferences(ch.res.Raw(), func(ref string) (string, bool) {
+		r := fhir.ParseReference(ref)
+		if r.Kind != fhir.RefConditional || failed != nil {
+			return "", false
+		}
+		if !s.types[r.Type] {
+			failed = fhir.Errorf(fhir.KindNotFound, fhir.IssueNotFound, "resource", "the conditional reference %s names a type this server does not store", ref)
+			return "", false
+		}
+		matches, err := s.matches(w, r.Type, r.Query)
+		switch {
+		case err != nil:
+			failed = err
+		case len(matches) == 0:
+			failed = fhir.Errorf(fhir.KindNotFound, fhir.IssueNotFound, "resource", "the conditional reference %s matches nothing", ref)
+		case len(matches) > 1:
+			failed = fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "resource", "the conditional reference %s matches %d resources", ref, len(matches))
+		default:
+			return r.Type + "/" + matches[0].ID, true
+		}
+		return "", false
+	})
+	if failed != nil || err != nil || !changed {
+		return errors.Join(failed, err)
+	}
+	if ch.res, err = fhir.Parse(raw); err != nil {
+		return err
+	}
+	ch.rows, err = s.mapper.Map(ch.typ, ch.id, raw)
+	return err
+}
+
+// batch applies the entries one by one; each failure is that entry's alone.
+func (s *Server) batch(c echo.Context, entries []*entry) {
+	for _, e := range entries {
+		if e.err != nil {
+			continue
+		}
+		if err := s.prepareEntry(e, nil); err != nil {
+			e.err = entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), err)
+			continue
+		}
+		if ch := e.change; ch != nil && ch.res != nil {
+			for _, ref := range referencesOf(ch.res.Raw()) {
+				if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
+					e.err = entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, "resource",
+						"the reference %s points into the Bundle; entries of a batch are independent (use a transaction)", ref))
+					break
+				}
+			}
+			if e.err != nil {
+				continue
+			}
+		}
+		err := s.store.Update(c.Request().Context(), func(w store.Writer) error { return s.runEntry(w, e) })
+		if err != nil {
+			e.err = entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), err)
+		}
+	}
+}
+
+// referencesOf returns every Reference.reference in a resource.
+func referencesOf(raw []byte) []string {
+	var out []string
+	fhir.RewriteReferences(raw, func(ref string) (string, bool) {
+		out = append(out, ref)
+		return "", false
+	})
+	return out
+}
+
+// runGet answers a read, vread, search or history of a Bundle entry.
+func (s *Server) runGet(w store.Writer, g *getRequest) (int, []byte) {
+	fail := func(err error) (int, []byte) {
+		return statusOfError(err), mustMarshal(fhir.NewOperationOutcome(issuesOf(err)...))
+	}
+	switch {
+	case g.id != "" && g.history:
+		versions, err := w.History(store.HistoryQuery{Type: g.typ, ID: g.id, Count: search.MaxCount})
+		if err != nil {
+			return fail(err)
+		}
+		b := fhir.Bundle{ResourceType: "Bundle", Type: "history"}
+		for _, v := range versions {
+			b.Entry = append(b.Entry, historyEntry("", v))
+		}
+		return 200, mustMarshal(b)
+	case g.id != "":
+		var v store.Version
+		var err error
+		if g.version > 0 {
+			v, err = w.VRead(g.typ, g.id, g.version)
+		} else {
+			v, err = w.Read(g.typ, g.id)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if v.Deleted {
+			return fail(fhir.Errorf(fhir.KindGone, fhir.IssueDeleted, "", "%s/%s is deleted", g.typ, g.id))
+		}
+		return 200, v.Body
+	}
+	q, err := s.search.Parse([]string{g.typ}, g.query, search.Options{Now: time.Now()})
+	if err != nil {
+		return fail(err)
+	}
+	res, err := w.Search(store.SearchRequest{Query: q})
+	if err != nil {
+		return fail(err)
+	}
+	b := fhir.Bundle{ResourceType: "Bundle", Type: "searchset"}
+	if res.Total >= 0 {
+		b.Total = &res.Total
+	}
+	for _, v := range res.Matches {
+		b.Entry = append(b.Entry, fhir.Entry{FullURL: v.Type + "/" + v.ID, Resource: v.Body, Search: &fhir.EntrySearch{Mode: "match"}})
+	}
+	return 200, mustMarshal(b)
+}
+
+func mustMarshal(v any) []byte {
+	b, err := fhir.Marshal(v)
+	if err != nil {
+		panic(err) // the server's own types always marshal
+	}
+	return b
+}
+
+// statusOfError is the HTTP status of an error, by the one table.
+func statusOfError(err error) int { return statusOf[asFHIRError(err).Kind] }
+
+// responseBundle is the batch-response or transaction-response: one entry
+// per request entry, in their order.
+func (s *Server) responseBundle(c echo.Context, kind string, entries []*entry) fhir.Bundle {
+	base := s.baseURL(c)
+	prefer := preference(c)
+	b := fhir.Bundle{ResourceType: "Bundle", ID: newID(), Type: kind,
+		Meta: &fhir.BundleMeta{LastUpdated: fhir.FormatInstant(time.Now())}}
+	for _, e := range entries {
+		out := fhir.Entry{Response: &fhir.EntryResponse{}}
+		resp := out.Response
+		switch {
+		case e.err != nil:
+			status := statusOfError(e.err)
+			resp.Status = strconv.Itoa(status) + " " + http.StatusText(status)
+			resp.Outcome = mustMarshal(fhir.NewOperationOutcome(issuesOf(e.err)...))
+		case e.get != nil:
+			resp.Status = strconv.Itoa(e.status) + " " + http.StatusText(e.status)
+			if e.status == 200 && e.method == "GET" {
+				out.Resource = e.body
+			} else if e.status != 200 {
+				resp.Outcome = e.body
+			}
+		default:
+			r := e.result
+			v := r.version
+			resp.Status = strconv.Itoa(r.status) + " " + http.StatusText(r.status)
+			if v.ID != "" {
+				resp.Etag = v.ETag()
+				resp.LastModified = fhir.FormatInstant(v.LastUpdated)
+				if e.method != "DELETE" {
+					resp.Location = v.Type + "/" + v.ID + "/_history/" + itoa(v.VersionID)
+					out.FullURL = base + "/" + v.Type + "/" + v.ID
+				}
+			}
+			switch {
+			case e.method == "DELETE" || prefer == "OperationOutcome":
+				info := fhir.Issue{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: r.describe(e.change)}
+				resp.Outcome = mustMarshal(fhir.NewOperationOutcome(append([]fhir.Issue{info}, e.outcome...)...))
+			case prefer == "representation" && len(v.Body) > 0:
+				out.Resource = json.RawMessage(v.Body)
+			}
+		}
+		b.Entry = append(b.Entry, out)
+	}
+	return b
+}

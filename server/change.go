@@ -1,0 +1,286 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"infusion/fhir"
+	"infusion/fhir/patch"
+	"infusion/fhir/search"
+	"infusion/mapping"
+	"infusion/store"
+)
+
+// change is one write the REST API or a Bundle entry asks for. The same
+// code applies it whichever way it came.
+type change struct {
+	method      string // POST, PUT, PATCH or DELETE
+	typ, id     string // id is "" for a create and for a conditional update or delete
+	cond        string // the search of a conditional update or delete
+	ifNoneExist string // the search of a conditional create
+	ifMatch     int
+	res         *fhir.Resource // the validated body of a create or update
+	rows        mapping.Rows
+	// makePatch turns the current resource into the patched one (PATCH).
+	makePatch func(current []byte) (*fhir.Resource, error)
+}
+
+// result is what applying a change did.
+type result struct {
+	status   int // 200, 201 …
+	version  store.Version
+	issues   []fhir.Issue // warnings of the validation
+	existing bool         // a conditional create found the resource: nothing written
+	deleted  store.DeleteResult
+	count    int // resources a conditional delete deleted
+}
+
+// check parses and validates a resource body for a type: the one check
+// create, update, patch, $validate and Bundle entries share. Errors are
+// KindInvalid (kind, for a patch result) with one issue per problem.
+func (s *Server) check(body []byte, typ string, kind fhir.Kind) (*fhir.Resource, []fhir.Issue, error) {
+	res, err := fhir.Parse(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Type != typ {
+		return nil, nil, fhir.Errorf(kind, fhir.IssueInvalid, "resourceType", "the resource is a %s, not a %s", res.Type, typ)
+	}
+	issues, err := s.validator.Validate(res)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fhir.HasErrors(issues) {
+		return nil, nil, &fhir.Error{Kind: kind, Issues: issues}
+	}
+	return res, issues, nil
+}
+
+// apply carries out a change through a store writer: inside one write
+// transaction, so that what it reads (conditions, the current version) is
+// what it writes over.
+func (s *Server) apply(w store.Writer, c *change) (result, error) {
+	switch c.method {
+	case "DELETE":
+		return s.applyDelete(w, c)
+	case "PATCH":
+		return s.applyPatch(w, c)
+	}
+	if c.ifNoneExist != "" {
+		matches, err := s.matches(w, c.typ, c.ifNoneExist)
+		if err != nil {
+			return result{}, err
+		}
+		switch len(matches) {
+		case 0:
+		case 1:
+			return result{status: 200, version: matches[0], existing: true}, nil
+		default:
+			return result{}, fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "",
+				"If-None-Exist %s matches %d resources", c.ifNoneExist, len(matches))
+		}
+	}
+	if c.method == "PUT" && c.cond != "" {
+		matches, err := s.matches(w, c.typ, c.cond)
+		if err != nil {
+			return result{}, err
+		}
+		switch len(matches) {
+		case 0:
+			if c.id == "" {
+				c.id = newID()
+			}
+		case 1:
+			if c.id != "" && c.id != matches[0].ID {
+				return result{}, fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, c.typ+".id",
+					"the body's id %q is not that of the resource the condition matches (%s)", c.id, matches[0].ID)
+			}
+			c.id = matches[0].ID
+		default:
+			return result{}, fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "",
+				"the condition %s matches %d resources", c.cond, len(matches))
+		}
+	}
+	create := c.method == "POST"
+	if create && c.id == "" {
+		c.id = newID()
+	}
+	return s.write(w, c, c.res, create)
+}
+
+// write stores a validated resource under c.id.
+func (s *Server) write(w store.Writer, c *change, res *fhir.Resource, create bool) (result, error) {
+	prepared, err := res.Prepare(c.id)
+	if err != nil {
+		return result{}, err
+	}
+	v, created, err := w.Put(store.Put{Type: c.typ, ID: c.id, Create: create, IfMatch: c.ifMatch, Body: prepared,
+		Rows: c.rows, Index: s.search.Extract(c.typ, res.Tree)})
+	if err != nil {
+		return result{}, err
+	}
+	status := 200
+	if created {
+		status = 201
+	}
+	return result{status: status, version: v}, nil
+}
+
+func (s *Server) applyDelete(w store.Writer, c *change) (result, error) {
+	ids := []string{c.id}
+	if c.cond != "" {
+		matches, err := s.matches(w, c.typ, c.cond)
+		if err != nil {
+			return result{}, err
+		}
+		if len(matches) > 1 && !s.cfg.ConditionalDeleteMultiple {
+			return result{}, fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "",
+				"the condition %s matches %d resources; this server deletes one at a time", c.cond, len(matches))
+		}
+		ids = ids[:0]
+		for _, m := range matches {
+			ids = append(ids, m.ID)
+		}
+		if len(ids) == 0 {
+			return result{status: 200, deleted: store.NotFound}, nil
+		}
+	}
+	var r result
+	for _, id := range ids {
+		v, d, err := w.Delete(c.typ, id, c.ifMatch)
+		if err != nil {
+			return result{}, err
+		}
+		r = result{status: 200, version: v, deleted: d, count: r.count}
+		if d == store.Deleted {
+			r.count++
+		}
+	}
+	return r, nil
+}
+
+// applyPatch patches the current version and writes the result, after the
+// same validation as any write; a result that is not valid is 422.
+func (s *Server) applyPatch(w store.Writer, c *change) (result, error) {
+	cur, err := w.Read(c.typ, c.id)
+	if err != nil {
+		return result{}, err
+	}
+	if cur.Deleted {
+		return result{}, fhir.Errorf(fhir.KindGone, fhir.IssueDeleted, "", "%s/%s is deleted", c.typ, c.id)
+	}
+	if c.ifMatch > 0 && c.ifMatch != cur.VersionID {
+		return result{}, fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueConflict, "",
+			"If-Match names version %d of %s/%s, but the current version is %d", c.ifMatch, c.typ, c.id, cur.VersionID)
+	}
+	res, err := c.makePatch(cur.Body)
+	if err != nil {
+		return result{}, err
+	}
+	if res.ID != c.id {
+		return result{}, fhir.Errorf(fhir.KindUnprocessable, fhir.IssueInvalid, c.typ+".id", "a patch may not change the id")
+	}
+	rows, err := s.mapper.Map(c.typ, c.id, res.Raw())
+	if err != nil {
+		return result{}, err
+	}
+	c.rows = rows
+	c.ifMatch = cur.VersionID
+	return s.write(w, c, res, false)
+}
+
+// patcher returns the function that patches a resource with a JSON Patch
+// document or a FHIRPath Patch Parameters resource.
+func (s *Server) patcher(typ, contentType string, body []byte) (func(current []byte) (*fhir.Resource, error), error) {
+	validated := func(patched []byte) (*fhir.Resource, error) {
+		res, _, err := s.check(patched, typ, fhir.KindUnprocessable)
+		return res, err
+	}
+	if strings.HasPrefix(contentType, "application/json-patch+json") {
+		return func(current []byte) (*fhir.Resource, error) {
+			out, err := patch.JSONPatch(current, body)
+			if err != nil {
+				return nil, patchError(err)
+			}
+			return validated(out)
+		}, nil
+	}
+	params, err := fhir.Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	if params.Type != "Parameters" {
+		return nil, fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, "resourceType",
+			"a FHIRPath Patch is a Parameters resource, not a %s (or send a JSON Patch as application/json-patch+json)", params.Type)
+	}
+	return func(current []byte) (*fhir.Resource, error) {
+		doc, err := fhir.Parse(current)
+		if err != nil {
+			return nil, err
+		}
+		if err := patch.FHIRPathPatch(s.model, doc.Tree, params.Tree); err != nil {
+			return nil, patchError(err)
+		}
+		out, err := fhir.Marshal(doc.Tree)
+		if err != nil {
+			return nil, err
+		}
+		return validated(out)
+	}, nil
+}
+
+// patchError turns a patch failure into its kind: a malformed patch is
+// 400, one that does not apply 422.
+func patchError(err error) error {
+	kind := fhir.KindUnprocessable
+	if errors.Is(err, patch.ErrInvalid) {
+		kind = fhir.KindInvalid
+	}
+	return fhir.Errorf(kind, fhir.IssueProcessing, "", "%v", err)
+}
+
+// matches runs the search of a condition inside the write transaction and
+// returns the matching resources (two at most: enough to tell).
+func (s *Server) matches(w store.Writer, typ, query string) ([]store.Version, error) {
+	params, err := url.ParseQuery(query)
+	if err != nil || len(params) == 0 {
+		return nil, fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, "", "the condition %q is not a search", query)
+	}
+	q, err := s.search.Parse([]string{typ}, params, search.Options{Strict: true, Now: time.Now()})
+	if err != nil {
+		return nil, err
+	}
+	limit := 2
+	if s.cfg.ConditionalDeleteMultiple {
+		limit = search.MaxCount
+	}
+	q.Count, q.Total = limit, "none"
+	res, err := w.Search(store.SearchRequest{Query: q})
+	if err != nil {
+		return nil, err
+	}
+	return res.Matches, nil
+}
+
+// describe says what a result did, for an OperationOutcome.
+func (r result) describe(c *change) string {
+	v := r.version
+	switch {
+	case c.method == "DELETE" && r.deleted == store.NotFound:
+		return fmt.Sprintf("%s/%s does not exist; nothing deleted", c.typ, c.id)
+	case c.method == "DELETE" && r.deleted == store.AlreadyDeleted:
+		return fmt.Sprintf("%s/%s was already deleted; nothing changed", v.Type, v.ID)
+	case c.method == "DELETE" && r.count > 1:
+		return fmt.Sprintf("deleted %d resources", r.count)
+	case c.method == "DELETE":
+		return fmt.Sprintf("deleted %s/%s (version %d)", v.Type, v.ID, v.VersionID)
+	case r.existing:
+		return fmt.Sprintf("%s/%s matches If-None-Exist; nothing created", v.Type, v.ID)
+	case r.status == 201:
+		return fmt.Sprintf("created %s/%s as version %d", v.Type, v.ID, v.VersionID)
+	}
+	return fmt.Sprintf("updated %s/%s to version %d", v.Type, v.ID, v.VersionID)
+}
