@@ -58,6 +58,9 @@ func (s *Server) bundle(c echo.Context) error {
 	if b.Type != "Bundle" {
 		return fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, "resourceType", "POST to the base takes a batch or transaction Bundle, not a %s", b.Type)
 	}
+	if err := s.checkEnvelope(b); err != nil {
+		return err
+	}
 	kind, _ := b.Tree["type"].(string)
 	if kind != "batch" && kind != "transaction" {
 		return fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "Bundle.type", "Bundle.type is %q; the base accepts batch and transaction", kind)
@@ -82,13 +85,25 @@ func (s *Server) bundle(c echo.Context) error {
 	return s.writeJSON(c, http.StatusOK, s.responseBundle(c, kind+"-response", entries))
 }
 
+// checkEnvelope validates the Bundle but not its entries' resources, which
+// are checked one by one as the requests they belong to.
+func (s *Server) checkEnvelope(b *fhir.Resource) error {
+	issues, err := s.validator.ValidateEnvelope(b)
+	if err != nil {
+		return err
+	}
+	if fhir.HasErrors(issues) {
+		return &fhir.Error{Kind: fhir.KindInvalid, Issues: issues}
+	}
+	return nil
+}
+
 // parseEntry reads and checks one entry: its request, and its resource,
 // validated as a create or update would validate it.
 func (s *Server) parseEntry(i int, raw any, base string) *entry {
 	e := &entry{index: i}
-	path := fmt.Sprintf("Bundle.entry[%d]", i)
 	fail := func(err error) *entry {
-		e.err = entryError(path, err)
+		e.err = e.locate(err)
 		return e
 	}
 	obj, _ := raw.(map[string]any)
@@ -213,15 +228,18 @@ func parseIfMatch(v any) (int, error) {
 	return n, nil
 }
 
-// entryError places an error's issues in an entry: an expression on the
-// resource (MedicationRequest.status) becomes Bundle.entry[3].resource.status,
-// one relative to the entry (request.url) Bundle.entry[3].request.url, and
-// one without an expression names the entry.
-func entryError(path string, err error) error {
-	var fe *fhir.Error
-	if !errors.As(err, &fe) {
+// locate places an error's issues in the entry: an expression relative to
+// the entry (request.url) becomes Bundle.entry[3].request.url, one on the
+// resource (MedicationRequest.status) Bundle.entry[3].resource.status —
+// except for a PATCH, whose resource is the patch: there the entry is named
+// beside the element of the patched result — and an issue without an
+// expression names the entry.
+func (e *entry) locate(err error) error {
+	fe := asFHIRError(err)
+	if fe.Kind == fhir.KindInternal {
 		return err
 	}
+	path := e.path()
 	out := &fhir.Error{Kind: fe.Kind, Err: fe.Err}
 	for _, is := range fe.Issues {
 		var exprs []string
@@ -229,6 +247,8 @@ func entryError(path string, err error) error {
 			switch head, rest, _ := strings.Cut(x, "."); {
 			case head == "request" || head == "resource" || head == "fullUrl":
 				exprs = append(exprs, path+"."+x)
+			case head != "" && head[0] >= 'A' && head[0] <= 'Z' && e.method == "PATCH":
+				exprs = append(exprs, path, x)
 			case head != "" && head[0] >= 'A' && head[0] <= 'Z':
 				exprs = append(exprs, strings.TrimSuffix(path+".resource."+rest, "."))
 			default:
@@ -245,8 +265,9 @@ func entryError(path string, err error) error {
 }
 
 // transaction applies every entry in one write transaction, in the
-// specification's order, with urn:uuid and conditional references
-// resolved; the first failure undoes them all.
+// specification's order (DELETE, POST, PUT and PATCH, GET and HEAD), with
+// urn:uuid and conditional references resolved; the first failure undoes
+// them all.
 func (s *Server) transaction(c echo.Context, entries []*entry) error {
 	for _, e := range entries {
 		if e.err != nil {
@@ -257,43 +278,76 @@ func (s *Server) transaction(c echo.Context, entries []*entry) error {
 	copy(order, entries)
 	sort.SliceStable(order, func(i, j int) bool { return methodOrder[order[i].method] < methodOrder[order[j].method] })
 	return s.store.Update(c.Request().Context(), func(w store.Writer) error {
-		refs, err := s.resolveTargets(w, entries)
+		targets := targets{}
+		deletes := 0
+		for _, e := range order {
+			if e.method != "DELETE" {
+				break
+			}
+			deletes++
+			if err := s.runEntry(w, e); err != nil {
+				return e.locate(err)
+			}
+			for _, id := range e.result.ids {
+				if err := targets.claim(e, id); err != nil {
+					return err
+				}
+			}
+		}
+		refs, err := s.resolveTargets(w, order[deletes:], targets)
 		if err != nil {
 			return err
 		}
-		for _, e := range order {
+		for _, e := range order[deletes:] {
 			if err := s.prepareEntry(e, refs); err != nil {
-				return entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), err)
+				return e.locate(err)
 			}
 			if e.result.existing {
 				continue // a conditional create that found its resource
 			}
 			if err := s.runEntry(w, e); err != nil {
-				return entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), err)
+				return e.locate(err)
 			}
 		}
 		return nil
 	})
 }
 
+// path is the FHIRPath of the entry in its Bundle.
+func (e *entry) path() string { return fmt.Sprintf("Bundle.entry[%d]", e.index) }
+
+// targets are the resources a transaction changes, each with the index of
+// the entry that changes it.
+type targets map[string]int
+
+// claim records that entry e changes the resource id of its type; a second
+// entry about the same resource fails the transaction.
+func (t targets) claim(e *entry, id string) error {
+	key := e.change.typ + "/" + id
+	if j, dup := t[key]; dup {
+		return e.locate(fhir.Errorf(fhir.KindInvalid, fhir.IssueDuplicate, "request.url",
+			"%s is the target of entries %d and %d; a transaction may change a resource once", key, j, e.index))
+	}
+	t[key] = e.index
+	return nil
+}
+
 // resolveTargets settles which resource each write of a transaction is
 // about — a new id for a create, the match of a conditional create or
 // update — checks that no resource is the target of two entries, and
 // returns the fullUrls that references may use, mapped to Type/id.
-func (s *Server) resolveTargets(w store.Writer, entries []*entry) (map[string]string, error) {
+func (s *Server) resolveTargets(w store.Writer, entries []*entry, claimed targets) (map[string]string, error) {
 	refs := map[string]string{}
-	targets := map[string]int{}
 	for _, e := range entries {
 		ch := e.change
 		if ch == nil {
 			continue
 		}
-		path := fmt.Sprintf("Bundle.entry[%d]", e.index)
 		switch {
 		case ch.method == "POST" && ch.ifNoneExist != "":
 			matches, err := s.matches(w, ch.typ, ch.ifNoneExist)
 			if err != nil {
-				return nil, entryError(path, err)
+				return nil, e.locate(err)
 			}
 			switch len(matches) {
 			case 0:
@@ -302,7 +356,7 @@ func (s *Server) resolveTargets(w store.Writer, entries []*entry) (map[string]st
 				ch.id = matches[0].ID
 				e.result = result{status: 200, version: matches[0], existing: true}
 			default:
-				return nil, entryError(path, fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "request.ifNoneExist",
+				return nil, e.locate(fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "request.ifNoneExist",
 					"If-None-Exist %s matches %d resources", ch.ifNoneExist, len(matches)))
 			}
 			ch.ifNoneExist = ""
@@ -311,11 +365,11 @@ func (s *Server) resolveTargets(w store.Writer, entries []*entry) (map[string]st
 		case ch.method == "PUT" && ch.cond != "":
 			matches, err := s.matches(w, ch.typ, ch.cond)
 			if err != nil {
-				return nil, entryError(path, err)
+				return nil, e.locate(err)
 			}
 			switch {
 			case len(matches) > 1:
-				return nil, entryError(path, fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "request.url",
+				return nil, e.locate(fhir.Errorf(fhir.KindPreconditionFailed, fhir.IssueDuplicate, "request.url",
 					"the condition %s matches %d resources", ch.cond, len(matches)))
 			case len(matches) == 1:
 				ch.id = matches[0].ID
@@ -324,17 +378,12 @@ func (s *Server) resolveTargets(w store.Writer, entries []*entry) (map[string]st
 			}
 			ch.cond = ""
 		}
-		if ch.id != "" {
-			key := ch.typ + "/" + ch.id
-			if j, dup := targets[key]; dup {
-				return nil, entryError(path, fhir.Errorf(fhir.KindInvalid, fhir.IssueDuplicate, "request.url",
-					"%s is the target of entries %d and %d; a transaction may change a resource once", key, j, e.index))
-			}
-			targets[key] = e.index
+		if err := claimed.claim(e, ch.id); err != nil {
+			return nil, err
 		}
-		if e.fullURL != "" && ch.id != "" {
+		if e.fullURL != "" {
 			if _, dup := refs[e.fullURL]; dup {
-				return nil, entryError(path, fhir.Errorf(fhir.KindInvalid, fhir.IssueDuplicate, "fullUrl", "two entries have the fullUrl %s", e.fullURL))
+				return nil, e.locate(fhir.Errorf(fhir.KindInvalid, fhir.IssueDuplicate, "fullUrl", "two entries have the fullUrl %s", e.fullURL))
 			}
 			refs[e.fullURL] = ch.typ + "/" + ch.id
 		}
@@ -361,8 +410,28 @@ func (s *Server) prepareEntry(e *entry, refs map[string]string) error {
 			return err
 		}
 	}
+	if ref := placeholder(raw); ref != "" {
+		why := "no entry of the transaction that writes a resource has that fullUrl"
+		if refs == nil {
+			why = "the entries of a batch are independent (send a transaction to link them)"
+		}
+		return fhir.Errorf(fhir.KindInvalid, fhir.IssueNotFound, "resource", "the reference %s cannot be resolved: %s", ref, why)
+	}
 	ch.rows, err = s.mapper.Map(ch.typ, ch.id, ch.res.Raw())
 	return err
+}
+
+// placeholder returns the first urn:uuid: or urn:oid: reference of a
+// resource, or "".
+func placeholder(raw []byte) string {
+	found := ""
+	fhir.RewriteReferences(raw, func(ref string) (string, bool) {
+		if found == "" && fhir.ParseReference(ref).Kind == fhir.RefURN {
+			found = ref
+		}
+		return "", false
+	})
+	return found
 }
 
 // runEntry applies one entry through a writer: conditional references
@@ -429,36 +498,14 @@ func (s *Server) batch(c echo.Context, entries []*entry) {
 			continue
 		}
 		if err := s.prepareEntry(e, nil); err != nil {
-			e.err = entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), err)
+			e.err = e.locate(err)
 			continue
-		}
-		if ch := e.change; ch != nil && ch.res != nil {
-			for _, ref := range referencesOf(ch.res.Raw()) {
-				if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
-					e.err = entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), fhir.Errorf(fhir.KindInvalid, fhir.IssueInvalid, "resource",
-						"the reference %s points into the Bundle; entries of a batch are independent (use a transaction)", ref))
-					break
-				}
-			}
-			if e.err != nil {
-				continue
-			}
 		}
 		err := s.store.Update(c.Request().Context(), func(w store.Writer) error { return s.runEntry(w, e) })
 		if err != nil {
-			e.err = entryError(fmt.Sprintf("Bundle.entry[%d]", e.index), err)
+			e.err = e.locate(err)
 		}
 	}
-}
-
-// referencesOf returns every Reference.reference in a resource.
-func referencesOf(raw []byte) []string {
-	var out []string
-	fhir.RewriteReferences(raw, func(ref string) (string, bool) {
-		out = append(out, ref)
-		return "", false
-	})
-	return out
 }
 
 // runGet answers a read, vread, search or history of a Bundle entry.

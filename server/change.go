@@ -35,7 +35,8 @@ type result struct {
 	issues   []fhir.Issue // warnings of the validation
 	existing bool         // a conditional create found the resource: nothing written
 	deleted  store.DeleteResult
-	count    int // resources a conditional delete deleted
+	count    int      // resources a conditional delete deleted
+	ids      []string // the resources a delete aimed at
 }
 
 // check parses and validates a resource body for a type: the one check
@@ -148,13 +149,13 @@ func (s *Server) applyDelete(w store.Writer, c *change) (result, error) {
 			return result{status: 200, deleted: store.NotFound}, nil
 		}
 	}
-	var r result
+	r := result{status: 200, ids: ids}
 	for _, id := range ids {
 		v, d, err := w.Delete(c.typ, id, c.ifMatch)
 		if err != nil {
 			return result{}, err
 		}
-		r = result{status: 200, version: v, deleted: d, count: r.count}
+		r.version, r.deleted = v, d
 		if d == store.Deleted {
 			r.count++
 		}

@@ -41,11 +41,22 @@ func (v *Validator) IsResourceType(name string) bool { return v.model.IsResource
 // Validate returns every problem found in r, errors first; none when the
 // resource is valid. The error is for faults of the validator itself.
 func (v *Validator) Validate(r *fhir.Resource) ([]fhir.Issue, error) {
+	return v.validate(r, false)
+}
+
+// ValidateEnvelope is Validate without the independent resources inside r
+// (Bundle.entry.resource, Parameters.parameter.resource), for a caller that
+// checks each of them on its own; contained resources are checked.
+func (v *Validator) ValidateEnvelope(r *fhir.Resource) ([]fhir.Issue, error) {
+	return v.validate(r, true)
+}
+
+func (v *Validator) validate(r *fhir.Resource, shallow bool) ([]fhir.Issue, error) {
 	if !v.model.IsResourceType(r.Type) {
 		return []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueNotSupported,
 			Diagnostics: fmt.Sprintf("%q is not an R4 resource type", r.Type), Expression: []string{"resourceType"}}}, nil
 	}
-	w := walker{m: v.model}
+	w := walker{m: v.model, shallow: shallow}
 	w.walkResource(r.Type, r.Tree, nil)
 	issues, err := v.schemas.validate(r.Type, r.Type, r.Tree)
 	if err != nil {

@@ -20,6 +20,10 @@ type walker struct {
 	m      *model.Model
 	issues []fhir.Issue
 	nested []nestedResource // resources inside the one walked, for the schema
+	// shallow skips the independent resources inside the one walked
+	// (Bundle.entry.resource, Parameters.parameter.resource); contained
+	// resources are still checked.
+	shallow bool
 }
 
 // nestedResource is a resource inside another: contained, a Bundle entry, a
@@ -226,6 +230,9 @@ func (w *walker) walkValue(path string, e *model.Element, v any, sc *scope) {
 	case e.Type == "Resource":
 		obj, ok := v.(map[string]any)
 		if !ok {
+			return
+		}
+		if w.shallow && e.Name != "contained" {
 			return
 		}
 		w.nested = append(w.nested, nestedResource{path, obj})
