@@ -188,14 +188,20 @@ func apply(m *model.Model, tree map[string]any, p map[string]map[string]any) err
 			return err
 		}
 		key := name
-		if t != "" && len(m.Types[l.typ].Choices()[name]) > 0 {
+		def := m.Types[l.typ]
+		if t != "" && def != nil && len(def.Choices()[name]) > 0 {
 			key = name + t // a choice element: valueQuantity
 		}
-		if existing, ok := parent[key].([]any); ok {
-			parent[key] = append(existing, v)
-		} else if _, exists := parent[key]; exists {
+		repeats := def != nil && def.Element(key) != nil && def.Element(key).Array
+		existing, exists := parent[key]
+		switch list, isList := existing.([]any); {
+		case isList:
+			parent[key] = append(list, v)
+		case exists:
 			return fmt.Errorf("%w: %s.%s exists already and does not repeat", ErrNotApplicable, path, name)
-		} else {
+		case repeats:
+			parent[key] = []any{v}
+		default:
 			parent[key] = v
 		}
 		return nil

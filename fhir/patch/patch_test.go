@@ -43,6 +43,8 @@ func TestFHIRPathPatch(t *testing.T) {
 			`{"resourceType":"Observation","status":"final","code":{"text":"pain"},"category":[{"text":"a"},{"text":"b"},{"text":"c"}],"valueQuantity":{"value":7.0,"unit":"{score}"},"effectiveDateTime":"2026-03-01"}`, nil},
 		{"add to a list, from parts", `{"name":"type","valueCode":"add"},{"name":"path","valueString":"Observation"},{"name":"name","valueString":"category"},{"name":"value","part":[{"name":"text","valueString":"d"}]}`,
 			`{"resourceType":"Observation","status":"final","code":{"text":"pain"},"category":[{"text":"a"},{"text":"b"},{"text":"c"},{"text":"d"}],"valueQuantity":{"value":7.0,"unit":"{score}"}}`, nil},
+		{"add a first item to a list", `{"name":"type","valueCode":"add"},{"name":"path","valueString":"Observation"},{"name":"name","valueString":"note"},{"name":"value","valueAnnotation":{"text":"n"}}`,
+			`{"resourceType":"Observation","status":"final","code":{"text":"pain"},"category":[{"text":"a"},{"text":"b"},{"text":"c"}],"valueQuantity":{"value":7.0,"unit":"{score}"},"note":[{"text":"n"}]}`, nil},
 		{"delete an item", `{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Observation.category[1]"}`,
 			`{"resourceType":"Observation","status":"final","code":{"text":"pain"},"category":[{"text":"a"},{"text":"c"}],"valueQuantity":{"value":7.0,"unit":"{score}"}}`, nil},
 		{"delete nothing", `{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Observation.note"}`, observation, nil},
