@@ -2,7 +2,10 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"testing"
 
@@ -68,4 +71,67 @@ func BenchmarkRead(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+}
+
+// courseTransaction builds a transaction of n entries: infusion courses of
+// one order, three administrations of it and six observations of those,
+// linked by urn:uuid references.
+func courseTransaction(tb testing.TB, n int) []byte {
+	tb.Helper()
+	var ord, admin, obs map[string]any
+	for name, into := range map[string]*map[string]any{
+		"valid/medicationrequest-ketamine-crps.json":             &ord,
+		"valid/medicationadministration-ketamine-completed.json": &admin,
+		"valid/observation-pain-before.json":                     &obs,
+	} {
+		if err := json.Unmarshal([]byte(example(tb, name)), into); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	urn := func(kind string, i int) string {
+		return fmt.Sprintf("urn:uuid:%08d-0000-4000-8000-%012d", i, kindCode[kind])
+	}
+	var list []any
+	add := func(fullURL, typ string, res map[string]any) {
+		list = append(list, map[string]any{"fullUrl": fullURL, "resource": res, "request": map[string]any{"method": "POST", "url": typ}})
+	}
+	for i := 0; len(list) < n; i++ {
+		o := maps.Clone(ord)
+		o["identifier"] = []any{map[string]any{"system": orderSystem, "value": fmt.Sprintf("BENCH-%d", i)}}
+		add(urn("order", i), "MedicationRequest", o)
+		for s := 0; s < 3 && len(list) < n; s++ {
+			a := maps.Clone(admin)
+			a["request"] = map[string]any{"reference": urn("order", i)}
+			add(urn("admin", i*3+s), "MedicationAdministration", a)
+			for k := 0; k < 2 && len(list) < n; k++ {
+				ob := maps.Clone(obs)
+				ob["partOf"] = []any{map[string]any{"reference": urn("admin", i*3+s)}}
+				add(urn("obs", i*6+s*2+k), "Observation", ob)
+			}
+		}
+	}
+	data, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": list})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+var kindCode = map[string]int{"order": 1, "admin": 2, "obs": 3}
+
+// BenchmarkTransaction posts transactions of 1,000 entries — orders,
+// administrations and observations with cross references — one at a time:
+// entry parsing and validation, reference rewriting, mapping, and one
+// SQLite transaction for all the writes.
+func BenchmarkTransaction(b *testing.B) {
+	const entries = 1000
+	ts := newTestServer(b, server.Config{})
+	body := courseTransaction(b, entries)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		benchRequest(b, http.MethodPost, ts.URL+"/", body)
+	}
+	b.ReportMetric(float64(b.N*entries)/b.Elapsed().Seconds(), "resources/s")
 }
