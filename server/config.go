@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,8 +70,9 @@ func (c Config) withDefaults() Config {
 }
 
 // ParseFlags reads the serve command's flags; environment variables
-// (INFUSION_ADDR, INFUSION_DB, INFUSION_MAX_BODY, INFUSION_BASE_URL) give
-// the defaults that flags override.
+// (INFUSION_ADDR, INFUSION_DB, INFUSION_MAX_BODY, INFUSION_BASE_URL,
+// INFUSION_CONDITIONAL_DELETE, INFUSION_MAX_ENTRIES) give the defaults that
+// flags override.
 func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(output)
@@ -85,7 +87,7 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	maxBody := fs.String("max-body", or("INFUSION_MAX_BODY", "16MiB"), "largest request body, e.g. 16MiB or 1048576 (env INFUSION_MAX_BODY)")
 	baseURL := fs.String("base-url", or("INFUSION_BASE_URL", ""), "absolute base URL for Location and fullUrl (env INFUSION_BASE_URL; default: from each request)")
 	condDelete := fs.String("conditional-delete", or("INFUSION_CONDITIONAL_DELETE", "single"), "single or multiple: how many resources a conditional delete may remove (env INFUSION_CONDITIONAL_DELETE)")
-	maxEntries := fs.Int("max-entries", DefaultMaxEntries, "most entries in a batch or transaction Bundle")
+	maxEntries := fs.String("max-entries", or("INFUSION_MAX_ENTRIES", strconv.Itoa(DefaultMaxEntries)), "most entries in a batch or transaction Bundle (env INFUSION_MAX_ENTRIES)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -102,9 +104,13 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 			return Config{}, fmt.Errorf("serve: -base-url %q is not an absolute http(s) URL", *baseURL)
 		}
 	}
+	entries, err := strconv.Atoi(*maxEntries)
+	if err != nil || entries < 1 {
+		return Config{}, fmt.Errorf("serve: -max-entries %q is not a positive whole number", *maxEntries)
+	}
 	if *condDelete != "single" && *condDelete != "multiple" {
 		return Config{}, fmt.Errorf("serve: -conditional-delete %q is not single or multiple", *condDelete)
 	}
 	return Config{Addr: *addr, DBPath: *db, MaxBody: int64(size), BaseURL: *baseURL,
-		ConditionalDeleteMultiple: *condDelete == "multiple", MaxEntries: *maxEntries}, nil
+		ConditionalDeleteMultiple: *condDelete == "multiple", MaxEntries: entries}, nil
 }

@@ -8,16 +8,16 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
-	env := map[string]string{"INFUSION_ADDR": ":9000", "INFUSION_DB": "/data/env.db"}
+	env := map[string]string{"INFUSION_ADDR": ":9000", "INFUSION_DB": "/data/env.db", "INFUSION_MAX_ENTRIES": "500"}
 	getenv := func(k string) string { return env[k] }
 	tests := []struct {
 		args []string
 		want server.Config
 	}{
-		{nil, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 16 << 20, MaxEntries: 10000}},
+		{nil, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 16 << 20, MaxEntries: 500}},
 		{[]string{"-addr", ":7000", "-db", "flag.db", "-max-body", "1MiB", "-base-url", "https://fhir.example.org/r4", "-conditional-delete", "multiple", "-max-entries", "50"},
 			server.Config{Addr: ":7000", DBPath: "flag.db", MaxBody: 1 << 20, BaseURL: "https://fhir.example.org/r4", ConditionalDeleteMultiple: true, MaxEntries: 50}},
-		{[]string{"-max-body", "2048"}, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 2048, MaxEntries: 10000}},
+		{[]string{"-max-body", "2048"}, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 2048, MaxEntries: 500}},
 	}
 	for _, tt := range tests {
 		got, err := server.ParseFlags(tt.args, getenv, io.Discard)
@@ -25,8 +25,13 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("ParseFlags(%v) = %+v, %v; want %+v", tt.args, got, err, tt.want)
 		}
 	}
+	for _, bad := range [][]string{{"-max-entries", "0"}, {"-max-entries", "many"}, {"-conditional-delete", "all"}, {"-max-body", "big"}} {
+		if _, err := server.ParseFlags(bad, getenv, io.Discard); err == nil {
+			t.Errorf("ParseFlags(%v) accepted", bad)
+		}
+	}
 	defaults, err := server.ParseFlags(nil, func(string) string { return "" }, io.Discard)
-	if err != nil || defaults.Addr != ":8080" || defaults.DBPath != "infusion.db" || defaults.MaxBody != 16<<20 {
+	if err != nil || defaults.Addr != ":8080" || defaults.DBPath != "infusion.db" || defaults.MaxBody != 16<<20 || defaults.MaxEntries != 10000 || defaults.ConditionalDeleteMultiple {
 		t.Errorf("defaults = %+v, %v", defaults, err)
 	}
 }
