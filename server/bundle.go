@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/errgroup"
 
 	"infusion/fhir"
 	"infusion/fhir/search"
@@ -71,9 +73,7 @@ func (s *Server) bundle(c echo.Context) error {
 	}
 	base := s.baseURL(c)
 	entries := make([]*entry, len(raw))
-	for i, e := range raw {
-		entries[i] = s.parseEntry(i, e, base)
-	}
+	parallel(len(raw), func(i int) { entries[i] = s.parseEntry(i, raw[i], base) })
 	if kind == "transaction" {
 		err = s.transaction(c, entries)
 	} else {
@@ -267,13 +267,22 @@ func (e *entry) locate(err error) error {
 // transaction applies every entry in one write transaction, in the
 // specification's order (DELETE, POST, PUT and PATCH, GET and HEAD), with
 // urn:uuid and conditional references resolved; the first failure undoes
-// them all.
+// them all. Entries whose targets are known without the database are
+// linked and staged before it, in parallel.
 func (s *Server) transaction(c echo.Context, entries []*entry) error {
 	for _, e := range entries {
 		if e.err != nil {
 			return e.err
 		}
 	}
+	known := map[string]string{}
+	for _, e := range entries {
+		if ch := e.change; ch != nil && ch.assignID() && e.fullURL != "" {
+			known[e.fullURL] = ch.typ + "/" + ch.id
+		}
+	}
+	parallel(len(entries), func(i int) { s.stageLinked(entries[i].change, known) })
+
 	order := make([]*entry, len(entries))
 	copy(order, entries)
 	sort.SliceStable(order, func(i, j int) bool { return methodOrder[order[i].method] < methodOrder[order[j].method] })
@@ -285,7 +294,7 @@ func (s *Server) transaction(c echo.Context, entries []*entry) error {
 				break
 			}
 			deletes++
-			if err := s.runEntry(w, e); err != nil {
+			if err := s.runEntry(w, e, nil); err != nil {
 				return e.locate(err)
 			}
 			for _, id := range e.result.ids {
@@ -299,18 +308,28 @@ func (s *Server) transaction(c echo.Context, entries []*entry) error {
 			return err
 		}
 		for _, e := range order[deletes:] {
-			if err := s.prepareEntry(e, refs); err != nil {
-				return e.locate(err)
-			}
 			if e.result.existing {
 				continue // a conditional create that found its resource
 			}
-			if err := s.runEntry(w, e); err != nil {
+			if err := s.runEntry(w, e, refs); err != nil {
 				return e.locate(err)
 			}
 		}
 		return nil
 	})
+}
+
+// parallel runs f(0) … f(n-1) on as many goroutines as there are CPUs.
+func parallel(n int, f func(i int)) {
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i := range n {
+		g.Go(func() error {
+			f(i)
+			return nil
+		})
+	}
+	g.Wait()
 }
 
 // path is the FHIRPath of the entry in its Bundle.
@@ -333,9 +352,9 @@ func (t targets) claim(e *entry, id string) error {
 }
 
 // resolveTargets settles which resource each write of a transaction is
-// about — a new id for a create, the match of a conditional create or
-// update — checks that no resource is the target of two entries, and
-// returns the fullUrls that references may use, mapped to Type/id.
+// about — the match of a conditional create or update, a new id otherwise —
+// checks that no resource is the target of two entries, and returns the
+// fullUrls that references may use, mapped to Type/id.
 func (s *Server) resolveTargets(w store.Writer, entries []*entry, claimed targets) (map[string]string, error) {
 	refs := map[string]string{}
 	for _, e := range entries {
@@ -360,8 +379,6 @@ func (s *Server) resolveTargets(w store.Writer, entries []*entry, claimed target
 					"If-None-Exist %s matches %d resources", ch.ifNoneExist, len(matches)))
 			}
 			ch.ifNoneExist = ""
-		case ch.method == "POST":
-			ch.id = newID()
 		case ch.method == "PUT" && ch.cond != "":
 			matches, err := s.matches(w, ch.typ, ch.cond)
 			if err != nil {
@@ -391,58 +408,81 @@ func (s *Server) resolveTargets(w store.Writer, entries []*entry, claimed target
 	return refs, nil
 }
 
-// prepareEntry rewrites an entry's references to the other entries'
-// fullUrls and maps its resource to the model.
-func (s *Server) prepareEntry(e *entry, refs map[string]string) error {
-	ch := e.change
-	if ch == nil || ch.res == nil {
-		return nil
+// stageLinked stages a create or update before the write transaction when
+// all it needs is known: its id, and the targets of its references to
+// other entries (refs: fullUrl → Type/id). One that refers to an entry
+// whose target the database decides, or holds a conditional reference,
+// is left to link inside the transaction.
+func (s *Server) stageLinked(ch *change, refs map[string]string) {
+	if ch == nil || ch.res == nil || ch.id == "" || ch.cond != "" || ch.ifNoneExist != "" {
+		return
 	}
-	raw, changed, err := fhir.RewriteReferences(ch.res.Raw(), func(ref string) (string, bool) {
+	res, err := linkEntries(ch.res, refs)
+	if err != nil {
+		return
+	}
+	if urn, conditional := unresolved(res.Raw()); urn != "" || conditional {
+		return
+	}
+	if st, err := s.stage(ch.typ, ch.id, res); err == nil {
+		ch.res, ch.staged = res, st
+	}
+}
+
+// linkEntries rewrites a resource's references to other entries' fullUrls.
+func linkEntries(res *fhir.Resource, refs map[string]string) (*fhir.Resource, error) {
+	if len(refs) == 0 {
+		return res, nil
+	}
+	raw, changed, err := fhir.RewriteReferences(res.Raw(), func(ref string) (string, bool) {
 		to, ok := refs[ref]
 		return to, ok
 	})
-	if err != nil {
-		return err
+	if err != nil || !changed {
+		return res, err
 	}
-	if changed {
-		if ch.res, err = fhir.Parse(raw); err != nil {
-			return err
-		}
-	}
-	if ref := placeholder(raw); ref != "" {
-		why := "no entry of the transaction that writes a resource has that fullUrl"
-		if refs == nil {
-			why = "the entries of a batch are independent (send a transaction to link them)"
-		}
-		return fhir.Errorf(fhir.KindInvalid, fhir.IssueNotFound, "resource", "the reference %s cannot be resolved: %s", ref, why)
-	}
-	ch.rows, err = s.mapper.Map(ch.typ, ch.id, ch.res.Raw())
-	return err
+	return fhir.Parse(raw)
 }
 
-// placeholder returns the first urn:uuid: or urn:oid: reference of a
-// resource, or "".
-func placeholder(raw []byte) string {
-	found := ""
+// unresolved returns the first urn:uuid: or urn:oid: reference left in a
+// resource, and whether it holds a conditional reference.
+func unresolved(raw []byte) (urn string, conditional bool) {
 	fhir.RewriteReferences(raw, func(ref string) (string, bool) {
-		if found == "" && fhir.ParseReference(ref).Kind == fhir.RefURN {
-			found = ref
+		switch fhir.ParseReference(ref).Kind {
+		case fhir.RefURN:
+			if urn == "" {
+				urn = ref
+			}
+		case fhir.RefConditional:
+			conditional = true
 		}
 		return "", false
 	})
-	return found
+	return urn, conditional
 }
 
-// runEntry applies one entry through a writer: conditional references
-// first, then the write (or the read).
-func (s *Server) runEntry(w store.Writer, e *entry) error {
+// runEntry applies one entry through a writer: a read, or a write whose
+// resource, unless staged already, gets its references to other entries
+// (refs, nil in a batch) and its conditional references resolved first.
+func (s *Server) runEntry(w store.Writer, e *entry, refs map[string]string) error {
 	if e.get != nil {
 		e.status, e.body = s.runGet(w, e.get)
 		return nil
 	}
 	ch := e.change
-	if ch.res != nil {
+	if ch.res != nil && ch.staged == nil {
+		res, err := linkEntries(ch.res, refs)
+		if err != nil {
+			return err
+		}
+		if urn, _ := unresolved(res.Raw()); urn != "" {
+			why := "no entry of the transaction that writes a resource has that fullUrl"
+			if refs == nil {
+				why = "the entries of a batch are independent (send a transaction to link them)"
+			}
+			return fhir.Errorf(fhir.KindInvalid, fhir.IssueNotFound, "resource", "the reference %s cannot be resolved: %s", urn, why)
+		}
+		ch.res = res
 		if err := s.resolveConditional(w, ch); err != nil {
 			return err
 		}
@@ -456,7 +496,8 @@ func (s *Server) runEntry(w store.Writer, e *entry) error {
 }
 
 // resolveConditional replaces references such as
-// "Patient?identifier=http://x|1" with the one resource they match.
+// "MedicationRequest?identifier=http://x|1" with the one resource they
+// match.
 func (s *Server) resolveConditional(w store.Writer, ch *change) error {
 	var failed error
 	raw, changed, err := fhir.RewriteReferences(ch.res.Raw(), func(ref string) (string, bool) {
@@ -484,24 +525,25 @@ func (s *Server) resolveConditional(w store.Writer, ch *change) error {
 	if failed != nil || err != nil || !changed {
 		return errors.Join(failed, err)
 	}
-	if ch.res, err = fhir.Parse(raw); err != nil {
-		return err
-	}
-	ch.rows, err = s.mapper.Map(ch.typ, ch.id, raw)
+	ch.res, err = fhir.Parse(raw)
 	return err
 }
 
-// batch applies the entries one by one; each failure is that entry's alone.
+// batch applies the entries one by one, each in its own write transaction;
+// each failure is that entry's alone. Writes are staged before, in
+// parallel.
 func (s *Server) batch(c echo.Context, entries []*entry) {
+	parallel(len(entries), func(i int) {
+		if e := entries[i]; e.err == nil && e.change != nil {
+			e.change.assignID()
+			s.stageLinked(e.change, nil)
+		}
+	})
 	for _, e := range entries {
 		if e.err != nil {
 			continue
 		}
-		if err := s.prepareEntry(e, nil); err != nil {
-			e.err = e.locate(err)
-			continue
-		}
-		err := s.store.Update(c.Request().Context(), func(w store.Writer) error { return s.runEntry(w, e) })
+		err := s.store.Update(c.Request().Context(), func(w store.Writer) error { return s.runEntry(w, e, nil) })
 		if err != nil {
 			e.err = e.locate(err)
 		}

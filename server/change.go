@@ -23,9 +23,59 @@ type change struct {
 	ifNoneExist string // the search of a conditional create
 	ifMatch     int
 	res         *fhir.Resource // the validated body of a create or update
-	rows        mapping.Rows
+	// staged is res made ready to store under id, when that was done
+	// before the write transaction.
+	staged *staged
 	// makePatch turns the current resource into the patched one (PATCH).
 	makePatch func(current []byte) (*fhir.Resource, error)
+}
+
+// staged is a validated resource made ready to store under an id: its body
+// with the id set, its model rows and its search index entries. Staging is
+// the CPU work of a write; done before the write transaction whenever the
+// id is known, it keeps the single writer's critical section short.
+type staged struct {
+	id    string
+	body  *fhir.Prepared
+	rows  mapping.Rows
+	index search.Entries
+}
+
+// stage makes res ready to store as typ/id.
+func (s *Server) stage(typ, id string, res *fhir.Resource) (*staged, error) {
+	body, err := res.Prepare(id)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.mapper.Map(typ, id, res.Raw())
+	if err != nil {
+		return nil, err
+	}
+	return &staged{id: id, body: body, rows: rows, index: s.search.Extract(typ, res.Tree)}, nil
+}
+
+// assignID settles the id of a create or update whose target is known
+// before the write transaction — a new one for a create without
+// If-None-Exist — and reports whether it is.
+func (c *change) assignID() bool {
+	if c.res == nil || c.ifNoneExist != "" || c.cond != "" {
+		return false
+	}
+	if c.id == "" {
+		c.id = newID()
+	}
+	return true
+}
+
+// stageEarly stages a create or update whose target is known before the
+// write transaction.
+func (s *Server) stageEarly(c *change) error {
+	if !c.assignID() {
+		return nil
+	}
+	st, err := s.stage(c.typ, c.id, c.res)
+	c.staged = st
+	return err
 }
 
 // result is what applying a change did.
@@ -112,14 +162,18 @@ func (s *Server) apply(w store.Writer, c *change) (result, error) {
 	return s.write(w, c, c.res, create)
 }
 
-// write stores a validated resource under c.id.
+// write stores a validated resource under c.id, staging it unless that
+// was done already.
 func (s *Server) write(w store.Writer, c *change, res *fhir.Resource, create bool) (result, error) {
-	prepared, err := res.Prepare(c.id)
-	if err != nil {
-		return result{}, err
+	st := c.staged
+	if st == nil || st.id != c.id {
+		var err error
+		if st, err = s.stage(c.typ, c.id, res); err != nil {
+			return result{}, err
+		}
 	}
-	v, created, err := w.Put(store.Put{Type: c.typ, ID: c.id, Create: create, IfMatch: c.ifMatch, Body: prepared,
-		Rows: c.rows, Index: s.search.Extract(c.typ, res.Tree)})
+	v, created, err := w.Put(store.Put{Type: c.typ, ID: c.id, Create: create, IfMatch: c.ifMatch, Body: st.body,
+		Rows: st.rows, Index: st.index})
 	if err != nil {
 		return result{}, err
 	}
@@ -184,11 +238,6 @@ func (s *Server) applyPatch(w store.Writer, c *change) (result, error) {
 	if res.ID != c.id {
 		return result{}, fhir.Errorf(fhir.KindUnprocessable, fhir.IssueInvalid, c.typ+".id", "a patch may not change the id")
 	}
-	rows, err := s.mapper.Map(c.typ, c.id, res.Raw())
-	if err != nil {
-		return result{}, err
-	}
-	c.rows = rows
 	c.ifMatch = cur.VersionID
 	return s.write(w, c, res, false)
 }

@@ -170,12 +170,8 @@ func condition(c echo.Context) (string, error) {
 
 // respondChange applies a change in one write transaction and answers it.
 func (s *Server) respondChange(c echo.Context, ch *change, warnings []fhir.Issue) error {
-	if ch.res != nil {
-		rows, err := s.mapper.Map(ch.typ, ch.id, ch.res.Raw())
-		if err != nil {
-			return err
-		}
-		ch.rows = rows
+	if err := s.stageEarly(ch); err != nil {
+		return err
 	}
 	var r result
 	err := s.store.Update(c.Request().Context(), func(w store.Writer) error {
