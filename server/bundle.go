@@ -11,10 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/sync/errgroup"
 
 	"infusion/fhir"
 	"infusion/fhir/search"
@@ -319,17 +320,19 @@ func (s *Server) transaction(c echo.Context, entries []*entry) error {
 	})
 }
 
-// parallel runs f(0) … f(n-1) on as many goroutines as there are CPUs.
+// parallel runs f(0) … f(n-1) on one worker per CPU. Long-lived workers
+// keep their grown stacks: validation recurses deeply.
 func parallel(n int, f func(i int)) {
-	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i := range n {
-		g.Go(func() error {
-			f(i)
-			return nil
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
 		})
 	}
-	g.Wait()
+	wg.Wait()
 }
 
 // path is the FHIRPath of the entry in its Bundle.
