@@ -1,6 +1,7 @@
 package fhir_test
 
 import (
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,15 @@ func TestRewriteReferences(t *testing.T) {
 	want := `{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"note":[{"text":"reference"}],"extension":[{"url":"x","valueReference":{"reference":"MedicationRequest/o1","display":"urn:uuid:1"}}],"contained":[{"resourceType":"Medication","id":"m","ingredient":[{"itemReference":{"reference":"Patient/p1"}}]}],"valueQuantity":{"value":0.50}}`
 	if string(out) != want {
 		t.Errorf("got  %s\nwant %s", out, want)
+	}
+	r, err := fhir.Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	fhir.EachReference(r.Tree, func(ref string) { refs = append(refs, ref) })
+	sort.Strings(refs)
+	if got := strings.Join(refs, " "); got != "urn:uuid:1 urn:uuid:1 urn:uuid:2" {
+		t.Errorf("EachReference found %s", got)
 	}
 }

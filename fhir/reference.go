@@ -106,15 +106,39 @@ func IsValidID(s string) bool {
 	return true
 }
 
-// RewriteReferences returns the JSON with every Reference.reference value
-// for which fn returns true replaced by fn's answer — anywhere in the
-// resource, extensions and contained resources included — and whether
-// anything changed. Everything else is kept as it is.
+// EachReference calls fn with every Reference.reference value of a decoded
+// resource — anywhere in it, extensions and contained resources included.
+func EachReference(tree map[string]any, fn func(ref string)) {
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, child := range x {
+				if s, ok := child.(string); ok && k == "reference" {
+					fn(s)
+				} else {
+					walk(child)
+				}
+			}
+		case []any:
+			for _, child := range x {
+				walk(child)
+			}
+		}
+	}
+	walk(tree)
+}
+
+// RewriteReferences returns the JSON of a parsed resource with every
+// Reference.reference value for which fn returns true replaced by fn's
+// answer — anywhere in the resource, extensions and contained resources
+// included — and whether anything changed. Everything else is kept as it
+// is. The JSON is not checked again: Parse did that.
 func RewriteReferences(raw []byte, fn func(ref string) (string, bool)) ([]byte, bool, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	dec := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true))
 	var out bytes.Buffer
 	out.Grow(len(raw))
-	enc := jsontext.NewEncoder(&out)
+	enc := jsontext.NewEncoder(&out, jsontext.AllowDuplicateNames(true))
 	changed := false
 	name := ""
 	for {

@@ -424,7 +424,7 @@ func (s *Server) stageLinked(ch *change, refs map[string]string) {
 	if err != nil {
 		return
 	}
-	if urn, conditional := unresolved(res.Raw()); urn != "" || conditional {
+	if urn, conditional := unresolved(res); urn != "" || conditional {
 		return
 	}
 	if st, err := s.stage(ch.typ, ch.id, res); err == nil {
@@ -434,32 +434,33 @@ func (s *Server) stageLinked(ch *change, refs map[string]string) {
 
 // linkEntries rewrites a resource's references to other entries' fullUrls.
 func linkEntries(res *fhir.Resource, refs map[string]string) (*fhir.Resource, error) {
-	if len(refs) == 0 {
+	found := false
+	fhir.EachReference(res.Tree, func(ref string) { _, ok := refs[ref]; found = found || ok })
+	if !found {
 		return res, nil
 	}
-	raw, changed, err := fhir.RewriteReferences(res.Raw(), func(ref string) (string, bool) {
+	raw, _, err := fhir.RewriteReferences(res.Raw(), func(ref string) (string, bool) {
 		to, ok := refs[ref]
 		return to, ok
 	})
-	if err != nil || !changed {
-		return res, err
+	if err != nil {
+		return nil, err
 	}
 	return fhir.Parse(raw)
 }
 
 // unresolved returns the first urn:uuid: or urn:oid: reference left in a
 // resource, and whether it holds a conditional reference.
-func unresolved(raw []byte) (urn string, conditional bool) {
-	fhir.RewriteReferences(raw, func(ref string) (string, bool) {
+func unresolved(res *fhir.Resource) (urn string, conditional bool) {
+	fhir.EachReference(res.Tree, func(ref string) {
 		switch fhir.ParseReference(ref).Kind {
 		case fhir.RefURN:
-			if urn == "" {
-				urn = ref
+			if urn == "" || ref < urn {
+				urn = ref // the least: the message does not depend on map order
 			}
 		case fhir.RefConditional:
 			conditional = true
 		}
-		return "", false
 	})
 	return urn, conditional
 }
@@ -478,7 +479,7 @@ func (s *Server) runEntry(w store.Writer, e *entry, refs map[string]string) erro
 		if err != nil {
 			return err
 		}
-		if urn, _ := unresolved(res.Raw()); urn != "" {
+		if urn, _ := unresolved(res); urn != "" {
 			why := "no entry of the transaction that writes a resource has that fullUrl"
 			if refs == nil {
 				why = "the entries of a batch are independent (send a transaction to link them)"

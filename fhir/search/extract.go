@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
@@ -383,12 +384,24 @@ func quantity(key string, v any, group int) (Quantity, bool) {
 // Normalize folds a string for matching: lower case, accents removed,
 // spaces collapsed.
 func Normalize(s string) string {
+	if isASCII(s) { // nothing to decompose or strip
+		return strings.Join(strings.Fields(strings.ToLower(s)), " ")
+	}
 	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 	out, _, err := transform.String(t, s)
 	if err != nil {
 		out = s
 	}
 	return strings.Join(strings.Fields(strings.ToLower(out)), " ")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func asArray(v any) []any {
