@@ -34,7 +34,6 @@ type entry struct {
 	result  result       // what applying it did
 	outcome []fhir.Issue // warnings to report
 	body    []byte       // a GET's answer
-	status  int          // a GET's status
 }
 
 // getRequest is a read, vread, search or history in a Bundle.
@@ -470,8 +469,9 @@ func unresolved(res *fhir.Resource) (urn string, conditional bool) {
 // (refs, nil in a batch) and its conditional references resolved first.
 func (s *Server) runEntry(w store.Writer, e *entry, refs map[string]string) error {
 	if e.get != nil {
-		e.status, e.body = s.runGet(w, e.get)
-		return nil
+		var err error
+		e.body, err = s.runGet(w, e.get)
+		return err
 	}
 	ch := e.change
 	if ch.res != nil && ch.staged == nil {
@@ -555,21 +555,18 @@ func (s *Server) batch(c echo.Context, entries []*entry) {
 }
 
 // runGet answers a read, vread, search or history of a Bundle entry.
-func (s *Server) runGet(w store.Writer, g *getRequest) (int, []byte) {
-	fail := func(err error) (int, []byte) {
-		return statusOfError(err), mustMarshal(fhir.NewOperationOutcome(issuesOf(err)...))
-	}
+func (s *Server) runGet(w store.Writer, g *getRequest) ([]byte, error) {
 	switch {
 	case g.id != "" && g.history:
 		versions, err := w.History(store.HistoryQuery{Type: g.typ, ID: g.id, Count: search.MaxCount})
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		b := fhir.Bundle{ResourceType: "Bundle", Type: "history"}
 		for _, v := range versions {
 			b.Entry = append(b.Entry, historyEntry("", v))
 		}
-		return 200, mustMarshal(b)
+		return fhir.Marshal(b)
 	case g.id != "":
 		var v store.Version
 		var err error
@@ -579,20 +576,20 @@ func (s *Server) runGet(w store.Writer, g *getRequest) (int, []byte) {
 			v, err = w.Read(g.typ, g.id)
 		}
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		if v.Deleted {
-			return fail(fhir.Errorf(fhir.KindGone, fhir.IssueDeleted, "", "%s/%s is deleted", g.typ, g.id))
+			return nil, fhir.Errorf(fhir.KindGone, fhir.IssueDeleted, "", "%s/%s is deleted", g.typ, g.id)
 		}
-		return 200, v.Body
+		return v.Body, nil
 	}
 	q, err := s.search.Parse([]string{g.typ}, g.query, search.Options{Now: time.Now()})
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	res, err := w.Search(store.SearchRequest{Query: q})
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	b := fhir.Bundle{ResourceType: "Bundle", Type: "searchset"}
 	if res.Total >= 0 {
@@ -601,7 +598,7 @@ func (s *Server) runGet(w store.Writer, g *getRequest) (int, []byte) {
 	for _, v := range res.Matches {
 		b.Entry = append(b.Entry, fhir.Entry{FullURL: v.Type + "/" + v.ID, Resource: v.Body, Search: &fhir.EntrySearch{Mode: "match"}})
 	}
-	return 200, mustMarshal(b)
+	return fhir.Marshal(b)
 }
 
 func mustMarshal(v any) []byte {
@@ -631,11 +628,9 @@ func (s *Server) responseBundle(c echo.Context, kind string, entries []*entry) f
 			resp.Status = strconv.Itoa(status) + " " + http.StatusText(status)
 			resp.Outcome = mustMarshal(fhir.NewOperationOutcome(issuesOf(e.err)...))
 		case e.get != nil:
-			resp.Status = strconv.Itoa(e.status) + " " + http.StatusText(e.status)
-			if e.status == 200 && e.method == "GET" {
+			resp.Status = "200 OK"
+			if e.method == "GET" {
 				out.Resource = e.body
-			} else if e.status != 200 {
-				resp.Outcome = e.body
 			}
 		default:
 			r := e.result

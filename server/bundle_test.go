@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -278,6 +279,33 @@ func TestTransactionConditional(t *testing.T) {
 	}
 }
 
+// TestTransactionPatch patches inside a transaction: a FHIRPath Patch, a
+// JSON Patch carried as a Binary, both honouring request.ifMatch.
+func TestTransactionPatch(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	a := ts.create(t, "Observation", pain("preliminary", 6, ""))
+	b := ts.create(t, "Observation", pain("preliminary", 8, ""))
+	jsonPatch := base64.StdEncoding.EncodeToString([]byte(`[{"op":"replace","path":"/status","value":"final"}]`))
+	tx := bundleOf(t, "transaction",
+		request(t, "PATCH", "Observation/"+a, fhirPathPatch(`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Observation.status"},{"name":"value","valueCode":"final"}`), `ifMatch=W/"1"`),
+		request(t, "PATCH", "Observation/"+b, `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"`+jsonPatch+`"}`),
+	)
+	r := ts.do(t, http.MethodPost, "/", tx)
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	for i, e := range entries(t, r) {
+		if resp := responseOf(e); resp["status"] != "200 OK" || resp["etag"] != `W/"2"` || e["resource"].(map[string]any)["status"] != "final" {
+			t.Errorf("entry %d: %v %v", i, resp, e["resource"])
+		}
+	}
+	stale := bundleOf(t, "transaction",
+		request(t, "PATCH", "Observation/"+a, fhirPathPatch(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Observation.note"}`), `ifMatch=W/"1"`))
+	if r := ts.do(t, http.MethodPost, "/", stale); r.status != http.StatusPreconditionFailed {
+		t.Errorf("stale ifMatch: %d %s", r.status, r.body)
+	}
+}
+
 // TestTransactionRollback sends transactions whose last entry fails and
 // checks the status, that the issue names the entry, and that nothing was
 // written.
@@ -306,6 +334,7 @@ func TestTransactionRollback(t *testing.T) {
 		{"type not stored", request(t, "POST", "Patient", `{"resourceType":"Patient"}`), 404, "Bundle.entry[3].request.url", "Patient"},
 		{"patch to an invalid result", request(t, "PATCH", "Observation/"+current, `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Observation.code"}]}]}`), 422, "Bundle.entry[3]", ""},
 		{"patch of an unknown id", request(t, "PATCH", "Observation/nope", `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Observation.note"}]}]}`), 404, "Bundle.entry[3]", ""},
+		{"read of an unknown id", request(t, "GET", "Observation/nope", ""), 404, "Bundle.entry[3]", ""},
 		{"no request", obj{"resource": obj{"resourceType": "Observation"}}, 400, "Bundle.entry[3].request", ""},
 		{"unknown method", request(t, "TRACE", "Observation", ""), 400, "Bundle.entry[3].request.method", ""},
 		{"POST to an id", request(t, "POST", "Observation/x", pain("final", 1, "")), 400, "Bundle.entry[3].request.url", ""},
