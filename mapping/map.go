@@ -120,6 +120,7 @@ func (m *Mapper) order(r models.MedicationRequest, contained []json.RawMessage) 
 			o.Rate = quantity(dr.RateQuantity)
 			if o.Rate == nil {
 				o.Rate = ratioRate(dr.RateRatio)
+				o.RateFromRatio = o.Rate != nil
 			}
 			o.RateRange = rangeOf(dr.RateRange)
 		}
@@ -190,6 +191,7 @@ func (m *Mapper) administration(r models.MedicationAdministration, contained []j
 		a.Rate = quantity(d.RateQuantity)
 		if a.Rate == nil {
 			a.Rate = ratioRate(d.RateRatio)
+			a.RateFromRatio = a.Rate != nil
 		}
 	}
 	return a

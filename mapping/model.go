@@ -92,12 +92,14 @@ type Order struct {
 	ReasonRefs  []string // reasonReference, "Condition/id"
 
 	// From the first dosageInstruction and its first doseAndRate.
-	Dose        *Quantity // doseQuantity, e.g. 5 mg/kg
-	DoseRange   *Range    // doseRange
-	Rate        *Quantity // rateQuantity, or rateRatio as one unit (100 mL per 1 h → 100 mL/h)
-	RateRange   *Range    // rateRange
-	WeightBased bool      // dose or rate is per kg
-	AsNeeded    bool
+	Dose      *Quantity // doseQuantity, e.g. 5 mg/kg
+	DoseRange *Range    // doseRange
+	Rate      *Quantity // rateQuantity, or rateRatio as one unit (100 mL per 1 h → 100 mL/h)
+	RateRange *Range    // rateRange
+	// RateFromRatio says Rate came from rateRatio rather than rateQuantity.
+	RateFromRatio bool
+	WeightBased   bool // dose or rate is per kg
+	AsNeeded      bool
 	// From timing.repeat.
 	DurationMinutes float64 // length of one session; 0 when not given
 	Frequency       int     // sessions per period
@@ -137,6 +139,8 @@ type Administration struct {
 	Setting      Setting
 	Dose         *Quantity
 	Rate         *Quantity
+	// RateFromRatio says Rate came from rateRatio rather than rateQuantity.
+	RateFromRatio bool
 }
 
 // Assessment is one measured value of an Observation: the observation's own
