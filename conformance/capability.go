@@ -37,7 +37,11 @@ type Description struct {
 	Date               time.Time // when the server started
 	Resources          []Resource
 	System             []string // system-level interactions
+	Operations         []string // system-level operations, e.g. formulary
 	Description        string
+	// Documentation describes the server's behaviour beyond the spec: the
+	// protocol checks' policy and formulary version.
+	Documentation string
 }
 
 // Resource is one resource type the server serves, with its interactions
@@ -87,11 +91,13 @@ type implementation struct {
 }
 
 type rest struct {
-	Mode        string        `json:"mode"`
-	Resource    []resource    `json:"resource"`
-	Interaction []interaction `json:"interaction,omitempty"`
-	SearchParam []SearchParam `json:"searchParam,omitempty"`
-	Compartment []string      `json:"compartment,omitempty"`
+	Mode          string        `json:"mode"`
+	Documentation string        `json:"documentation,omitempty"`
+	Resource      []resource    `json:"resource"`
+	Interaction   []interaction `json:"interaction,omitempty"`
+	SearchParam   []SearchParam `json:"searchParam,omitempty"`
+	Compartment   []string      `json:"compartment,omitempty"`
+	Operation     []operation   `json:"operation,omitempty"`
 }
 
 type resource struct {
@@ -118,8 +124,13 @@ type operation struct {
 // operationDefinitions are the canonical OperationDefinitions of the
 // operations the server may support.
 var operationDefinitions = map[string]string{
-	"validate": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+	"validate":  "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+	"formulary": OperationBase + "formulary",
 }
+
+// OperationBase is the canonical base of the OperationDefinitions of this
+// server's own operations.
+const OperationBase = "https://infusion.example.org/fhir/OperationDefinition/"
 
 type interaction struct {
 	Code string `json:"code"`
@@ -138,7 +149,7 @@ func Capability(d Description) CapabilityStatement {
 		FHIRVersion:    "4.0.1",
 		Format:         []string{"json"},
 	}
-	r := rest{Mode: "server", Resource: []resource{}}
+	r := rest{Mode: "server", Resource: []resource{}, Documentation: d.Documentation}
 	for _, res := range d.Resources {
 		rr := resource{
 			Type:              res.Type,
@@ -166,6 +177,9 @@ func Capability(d Description) CapabilityStatement {
 	}
 	for _, code := range d.System {
 		r.Interaction = append(r.Interaction, interaction{Code: code})
+	}
+	for _, name := range d.Operations {
+		r.Operation = append(r.Operation, operation{Name: name, Definition: operationDefinitions[name]})
 	}
 	r.SearchParam = d.SystemSearchParams
 	r.Compartment = d.Compartments

@@ -34,6 +34,7 @@ const (
 	IssueTooLong       IssueType = "too-long"
 	IssueException     IssueType = "exception"
 	IssueInformational IssueType = "informational"
+	IssueBusinessRule  IssueType = "business-rule"
 )
 
 // Issue is one OperationOutcome.issue. Expression holds FHIRPath locations

@@ -69,6 +69,14 @@ func (m *Mapper) Map(typeName, id string, body []byte) (Rows, error) {
 			as[i].Observation = id
 		}
 		return Rows{Assessments: as}, nil
+	case "DetectedIssue":
+		var r models.DetectedIssue
+		if _, err := decode(body, &r); err != nil {
+			return Rows{}, fmt.Errorf("mapping DetectedIssue/%s: %w", id, err)
+		}
+		f := finding(r)
+		f.ID = id
+		return Rows{Finding: f}, nil
 	}
 	return Rows{}, nil
 }

@@ -167,4 +167,5 @@ type Rows struct {
 	Order          *Order
 	Administration *Administration
 	Assessments    []Assessment
+	Finding        *Finding
 }

@@ -125,6 +125,9 @@ func (s *Server) parseEntry(i int, raw any, base string) *entry {
 		}
 		return fail(fhir.Errorf(fhir.KindInvalid, fhir.IssueValue, "request.url", "%q does not name a resource type", e.url))
 	}
+	if readOnlyTypes[typ] && e.method != "GET" && e.method != "HEAD" {
+		return fail(readOnly(e.method, typ))
+	}
 	id := ""
 	if len(segs) > 1 {
 		id = segs[1]
@@ -645,10 +648,11 @@ func (s *Server) responseBundle(c echo.Context, kind string, entries []*entry) f
 				}
 			}
 			switch {
-			case e.method == "DELETE" || prefer == "OperationOutcome":
+			case e.method == "DELETE" || prefer == "OperationOutcome" || len(r.findings) > 0:
 				info := fhir.Issue{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: r.describe(e.change)}
-				resp.Outcome = mustMarshal(fhir.NewOperationOutcome(append([]fhir.Issue{info}, e.outcome...)...))
-			case prefer == "representation" && len(v.Body) > 0:
+				resp.Outcome = mustMarshal(fhir.NewOperationOutcome(append(append([]fhir.Issue{info}, e.outcome...), r.findings...)...))
+			}
+			if prefer == "representation" && len(v.Body) > 0 && e.method != "DELETE" {
 				out.Resource = json.RawMessage(v.Body)
 			}
 		}

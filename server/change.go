@@ -82,7 +82,7 @@ func (s *Server) stageEarly(c *change) error {
 type result struct {
 	status   int // 200, 201 …
 	version  store.Version
-	issues   []fhir.Issue // warnings of the validation
+	findings []fhir.Issue // what the protocol checks found
 	existing bool         // a conditional create found the resource: nothing written
 	deleted  store.DeleteResult
 	count    int      // resources a conditional delete deleted
@@ -172,16 +172,23 @@ func (s *Server) write(w store.Writer, c *change, res *fhir.Resource, create boo
 			return result{}, err
 		}
 	}
+	fs, err := s.checkProtocol(w.Facts(), c.typ, c.id, st.rows)
+	if err != nil {
+		return result{}, err
+	}
 	v, created, err := w.Put(store.Put{Type: c.typ, ID: c.id, Create: create, IfMatch: c.ifMatch, Body: st.body,
 		Rows: st.rows, Index: st.index})
 	if err != nil {
+		return result{}, err
+	}
+	if err := s.recordFindings(w, v, fs); err != nil {
 		return result{}, err
 	}
 	status := 200
 	if created {
 		status = 201
 	}
-	return result{status: status, version: v}, nil
+	return result{status: status, version: v, findings: findingIssues(fs)}, nil
 }
 
 func (s *Server) applyDelete(w store.Writer, c *change) (result, error) {
@@ -212,6 +219,9 @@ func (s *Server) applyDelete(w store.Writer, c *change) (result, error) {
 		r.version, r.deleted = v, d
 		if d == store.Deleted {
 			r.count++
+			if err := s.closeFindings(w, c.typ, id); err != nil {
+				return result{}, err
+			}
 		}
 	}
 	return r, nil

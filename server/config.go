@@ -36,6 +36,11 @@ type Config struct {
 	// MaxEntries is the most entries a batch or transaction Bundle may
 	// hold; default 10,000.
 	MaxEntries int
+	// Formulary is the protocol formulary file (YAML); default: the one
+	// embedded in the binary.
+	Formulary string
+	// Protocol is what the protocol checks do with a write; default warn.
+	Protocol Policy
 }
 
 // The defaults of Config.
@@ -56,6 +61,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBody <= 0 {
 		c.MaxBody = DefaultMaxBody
 	}
+	if c.Protocol == "" {
+		c.Protocol = PolicyWarn
+	}
 	if c.MaxEntries <= 0 {
 		c.MaxEntries = DefaultMaxEntries
 	}
@@ -71,8 +79,8 @@ func (c Config) withDefaults() Config {
 
 // ParseFlags reads the serve command's flags; environment variables
 // (INFUSION_ADDR, INFUSION_DB, INFUSION_MAX_BODY, INFUSION_BASE_URL,
-// INFUSION_CONDITIONAL_DELETE, INFUSION_MAX_ENTRIES) give the defaults that
-// flags override.
+// INFUSION_CONDITIONAL_DELETE, INFUSION_MAX_ENTRIES, INFUSION_FORMULARY,
+// INFUSION_PROTOCOL) give the defaults that flags override.
 func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(output)
@@ -88,6 +96,8 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	baseURL := fs.String("base-url", or("INFUSION_BASE_URL", ""), "absolute base URL for Location and fullUrl (env INFUSION_BASE_URL; default: from each request)")
 	condDelete := fs.String("conditional-delete", or("INFUSION_CONDITIONAL_DELETE", "single"), "single or multiple: how many resources a conditional delete may remove (env INFUSION_CONDITIONAL_DELETE)")
 	maxEntries := fs.String("max-entries", or("INFUSION_MAX_ENTRIES", strconv.Itoa(DefaultMaxEntries)), "most entries in a batch or transaction Bundle (env INFUSION_MAX_ENTRIES)")
+	formulary := fs.String("formulary", or("INFUSION_FORMULARY", ""), "protocol formulary YAML file (env INFUSION_FORMULARY; default: the embedded one)")
+	policy := fs.String("protocol", or("INFUSION_PROTOCOL", string(PolicyWarn)), "off, warn or enforce: what the protocol checks do with a write (env INFUSION_PROTOCOL)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -111,6 +121,12 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	if *condDelete != "single" && *condDelete != "multiple" {
 		return Config{}, fmt.Errorf("serve: -conditional-delete %q is not single or multiple", *condDelete)
 	}
+	switch Policy(*policy) {
+	case PolicyOff, PolicyWarn, PolicyEnforce:
+	default:
+		return Config{}, fmt.Errorf("serve: -protocol %q is not off, warn or enforce", *policy)
+	}
 	return Config{Addr: *addr, DBPath: *db, MaxBody: int64(size), BaseURL: *baseURL,
-		ConditionalDeleteMultiple: *condDelete == "multiple", MaxEntries: entries}, nil
+		ConditionalDeleteMultiple: *condDelete == "multiple", MaxEntries: entries,
+		Formulary: *formulary, Protocol: Policy(*policy)}, nil
 }

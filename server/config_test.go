@@ -14,10 +14,12 @@ func TestParseFlags(t *testing.T) {
 		args []string
 		want server.Config
 	}{
-		{nil, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 16 << 20, MaxEntries: 500}},
-		{[]string{"-addr", ":7000", "-db", "flag.db", "-max-body", "1MiB", "-base-url", "https://fhir.example.org/r4", "-conditional-delete", "multiple", "-max-entries", "50"},
-			server.Config{Addr: ":7000", DBPath: "flag.db", MaxBody: 1 << 20, BaseURL: "https://fhir.example.org/r4", ConditionalDeleteMultiple: true, MaxEntries: 50}},
-		{[]string{"-max-body", "2048"}, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 2048, MaxEntries: 500}},
+		{nil, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 16 << 20, MaxEntries: 500, Protocol: server.PolicyWarn}},
+		{[]string{"-addr", ":7000", "-db", "flag.db", "-max-body", "1MiB", "-base-url", "https://fhir.example.org/r4", "-conditional-delete", "multiple", "-max-entries", "50",
+			"-formulary", "clinic.yaml", "-protocol", "enforce"},
+			server.Config{Addr: ":7000", DBPath: "flag.db", MaxBody: 1 << 20, BaseURL: "https://fhir.example.org/r4", ConditionalDeleteMultiple: true, MaxEntries: 50,
+				Formulary: "clinic.yaml", Protocol: server.PolicyEnforce}},
+		{[]string{"-max-body", "2048"}, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 2048, MaxEntries: 500, Protocol: server.PolicyWarn}},
 	}
 	for _, tt := range tests {
 		got, err := server.ParseFlags(tt.args, getenv, io.Discard)
@@ -25,7 +27,7 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("ParseFlags(%v) = %+v, %v; want %+v", tt.args, got, err, tt.want)
 		}
 	}
-	for _, bad := range [][]string{{"-max-entries", "0"}, {"-max-entries", "many"}, {"-conditional-delete", "all"}, {"-max-body", "big"}} {
+	for _, bad := range [][]string{{"-max-entries", "0"}, {"-max-entries", "many"}, {"-conditional-delete", "all"}, {"-max-body", "big"}, {"-protocol", "strict"}} {
 		if _, err := server.ParseFlags(bad, getenv, io.Discard); err == nil {
 			t.Errorf("ParseFlags(%v) accepted", bad)
 		}

@@ -189,7 +189,7 @@ func (s *Server) respondChange(c echo.Context, ch *change, warnings []fhir.Issue
 		return s.writeJSON(c, http.StatusOK, fhir.NewOperationOutcome(fhir.Issue{
 			Severity: fhir.SeverityInformation, Code: fhir.IssueInformational, Diagnostics: r.describe(ch)}))
 	}
-	return s.respondWritten(c, r.status, r.version, warnings, r.describe(ch))
+	return s.respondWritten(c, r.status, r.version, append(warnings, r.findings...), r.describe(ch))
 }
 
 func (s *Server) read(c echo.Context) error {

@@ -345,7 +345,7 @@ func TestContentNegotiation(t *testing.T) {
 }
 
 func TestHistoryPaging(t *testing.T) {
-	ts := newTestServer(t, server.Config{})
+	ts := newTestServer(t, server.Config{Protocol: server.PolicyOff}) // no DetectedIssues in the history
 	for range 5 {
 		ts.create(t, "Observation", example(t, "valid/observation-heart-rate.json"))
 	}
@@ -565,6 +565,10 @@ func TestCapabilityStatementWalk(t *testing.T) {
 	for _, res := range rest["resource"].([]any) {
 		res := res.(map[string]any)
 		typ := res["type"].(string)
+		if typ == "DetectedIssue" {
+			walked += walkReadOnly(t, ts, res)
+			continue
+		}
 		body := example(t, examples[typ])
 		if res["versioning"] != "versioned-update" || res["readHistory"] != true || res["updateCreate"] != true {
 			t.Errorf("%s: versioning %v readHistory %v updateCreate %v", typ, res["versioning"], res["readHistory"], res["updateCreate"])
@@ -648,7 +652,66 @@ func TestCapabilityStatementWalk(t *testing.T) {
 			t.Errorf("%s answered a %v", code, r.json(t)["type"])
 		}
 	}
+	for _, op := range asList(rest["operation"]) {
+		name := op.(map[string]any)["name"].(string)
+		if name != "formulary" {
+			t.Errorf("system operation %s not walked", name)
+			continue
+		}
+		walked++
+		if r := ts.do(t, http.MethodGet, "/$formulary", ""); r.status != http.StatusOK || r.json(t)["version"] == nil {
+			t.Errorf("$formulary: %d %s", r.status, r.body)
+		}
+	}
+	if doc, _ := rest["documentation"].(string); !strings.Contains(doc, "policy warn") {
+		t.Errorf("rest.documentation %q does not state the protocol policy", doc)
+	}
 	if walked < 100 {
 		t.Errorf("walked %d interactions; the statement claims too few", walked)
 	}
+}
+
+// walkReadOnly walks a server-written type: reads, history and search
+// answer; every write is 405 and none is claimed.
+func walkReadOnly(t *testing.T, ts *testServer, res map[string]any) int {
+	t.Helper()
+	typ := res["type"].(string)
+	ts.create(t, "MedicationRequest", example(t, "valid/medicationrequest-gabapentin-iv.json"))
+	found := asList(ts.do(t, http.MethodGet, "/"+typ, "").json(t)["entry"])
+	if len(found) == 0 {
+		t.Fatalf("no %s after an IV gabapentin order", typ)
+	}
+	body := found[0].(map[string]any)["resource"].(map[string]any)
+	id := body["id"].(string)
+	if res["conditionalCreate"] == true || res["conditionalUpdate"] == true || res["conditionalDelete"] != "not-supported" {
+		t.Errorf("%s claims conditional writes", typ)
+	}
+	walked := 0
+	for _, in := range res["interaction"].([]any) {
+		code := in.(map[string]any)["code"].(string)
+		path := map[string]string{"read": "/" + typ + "/" + id, "vread": "/" + typ + "/" + id + "/_history/1",
+			"history-instance": "/" + typ + "/" + id + "/_history", "history-type": "/" + typ + "/_history",
+			"search-type": "/" + typ + "?_id=" + id}[code]
+		if path == "" {
+			t.Errorf("%s: the CapabilityStatement claims %q", typ, code)
+			continue
+		}
+		if code == "search-type" {
+			walked += searchEveryParam(t, ts, typ, res)
+		}
+		walked++
+		if r := ts.do(t, http.MethodGet, path, ""); r.status != http.StatusOK {
+			t.Errorf("%s %s: %d %s", typ, code, r.status, r.body)
+		}
+	}
+	raw, _ := json.Marshal(body)
+	for _, w := range []struct{ method, path string }{{http.MethodPost, "/" + typ}, {http.MethodPut, "/" + typ + "/" + id},
+		{http.MethodDelete, "/" + typ + "/" + id}, {http.MethodPatch, "/" + typ + "/" + id}, {http.MethodPut, "/" + typ + "?_id=" + id},
+		{http.MethodDelete, "/" + typ + "?_id=" + id}} {
+		r := ts.do(t, w.method, w.path, string(raw))
+		if r.status != http.StatusMethodNotAllowed || !strings.Contains(string(r.body), "written by this server") {
+			t.Errorf("%s %s: %d %s, want 405", w.method, w.path, r.status, r.body)
+		}
+	}
+	return walked
 }

@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -39,17 +40,23 @@ import (
 	"infusion/fhir/search"
 	"infusion/fhir/validate"
 	"infusion/mapping"
+	"infusion/mapping/protocol"
 	"infusion/store"
 )
 
 // storedTypes are the resource types this server stores.
-var storedTypes = []string{"MedicationRequest", "MedicationAdministration", "Observation"}
+var storedTypes = []string{"MedicationRequest", "MedicationAdministration", "Observation", findingType}
+
+// readOnlyTypes are stored types that only the server writes: clients read
+// and search them, and get 405 when they try to write one.
+var readOnlyTypes = map[string]bool{findingType: true}
 
 // Store is the storage the server needs; store.Store is the SQLite one.
 type Store interface {
 	Update(ctx context.Context, fn func(store.Writer) error) error
 	Read(ctx context.Context, typ, id string) (store.Version, error)
 	Search(ctx context.Context, req store.SearchRequest) (store.SearchResult, error)
+	Facts(ctx context.Context) *store.Facts
 	VRead(ctx context.Context, typ, id string, version int) (store.Version, error)
 	History(ctx context.Context, q store.HistoryQuery) ([]store.Version, error)
 	Ping(ctx context.Context) error
@@ -75,6 +82,7 @@ type Server struct {
 	model     *model.Model
 	search    *search.Registry
 	mapper    *mapping.Mapper
+	checker   *protocol.Checker
 	echo      *echo.Echo
 	types     map[string]bool
 	routes    []route
@@ -91,18 +99,37 @@ type route struct {
 
 // Capabilities a route provides beside the restful interactions.
 const (
-	conditionalCreate = "conditional-create"
-	conditionalUpdate = "conditional-update"
-	conditionalDelete = "conditional-delete"
-	operationValidate = "operation:validate"
+	conditionalCreate  = "conditional-create"
+	conditionalUpdate  = "conditional-update"
+	conditionalDelete  = "conditional-delete"
+	operationValidate  = "operation:validate"
+	operationFormulary = "operation:formulary"
 )
 
 func caps(c ...string) []string { return c }
+
+// writes reports whether a route writes the resources of its type.
+func (r route) writes() bool {
+	for _, c := range r.capabilities {
+		switch c {
+		case conformance.Create, conformance.Update, conformance.Patch, conformance.Delete, conditionalUpdate, conditionalDelete:
+			return true
+		}
+	}
+	return false
+}
+
+// readOnly is the error of a write to a type only the server writes.
+func readOnly(method, typ string) error {
+	return fhir.Errorf(fhir.KindMethodNotAllowed, fhir.IssueNotSupported, "",
+		"%s resources are written by this server's protocol checks; clients read and search them (%s not allowed)", typ, method)
+}
 
 // routeTable lists every endpoint. perType paths hold :type, bound to one
 // stored type at a time.
 var routeTable = []route{
 	{http.MethodGet, "/metadata", nil, false, (*Server).capabilities},
+	{http.MethodGet, "/$formulary", caps(operationFormulary), false, (*Server).formulary},
 	{http.MethodPost, "/", caps(conformance.Transaction, conformance.Batch), false, (*Server).bundle},
 	{http.MethodGet, "/_history", caps(conformance.HistorySystem), false, (*Server).history},
 	{http.MethodGet, "/", caps(conformance.SearchSystem), false, (*Server).searchSystem},
@@ -135,6 +162,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	formulary, err := protocol.Load(cfg.Formulary)
+	if err != nil {
+		return nil, err
+	}
 	registry, err := search.NewRegistry(m, cfg.BaseURL, storedTypes...)
 	if err != nil {
 		return nil, err
@@ -151,6 +182,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		model:     m,
 		search:    registry,
 		mapper:    mapping.NewMapper(mapping.DefaultClassifier()),
+		checker:   protocol.NewChecker(formulary),
 		types:     map[string]bool{},
 		routes:    routeTable,
 		started:   time.Now(),
@@ -215,9 +247,14 @@ func (s *Server) newEcho() *echo.Echo {
 	e.GET("/healthz", s.healthz)
 	for _, r := range s.routes {
 		h := r.handler
+		writes := r.writes()
 		handler := func(c echo.Context) error {
-			if t := c.Param("type"); t != "" && !s.types[t] {
+			t := c.Param("type")
+			if t != "" && !s.types[t] {
 				return s.unsupportedType(c, t)
+			}
+			if writes && readOnlyTypes[t] {
+				return readOnly(c.Request().Method, t)
 			}
 			return h(s, c)
 		}
@@ -295,7 +332,7 @@ func (s *Server) capabilities(c echo.Context) error {
 	for _, t := range storedTypes {
 		res := conformance.Resource{Type: t, SearchInclude: []string{t + ":*"}, SearchRevInclude: []string{}}
 		for _, r := range s.routes {
-			if !r.perType {
+			if !r.perType || readOnlyTypes[t] && r.writes() {
 				continue
 			}
 			for _, c := range r.capabilities {
@@ -340,9 +377,20 @@ func (s *Server) capabilities(c echo.Context) error {
 	}
 	d.Compartments = []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}
 	for _, r := range s.routes {
-		if !r.perType {
-			d.System = append(d.System, r.capabilities...)
+		if r.perType {
+			continue
+		}
+		for _, c := range r.capabilities {
+			if name, ok := strings.CutPrefix(c, "operation:"); ok {
+				d.Operations = append(d.Operations, name)
+			} else {
+				d.System = append(d.System, c)
+			}
 		}
 	}
+	f := s.checker.Formulary()
+	d.Documentation = fmt.Sprintf("Protocol checks: policy %s; formulary %q version %s (sha256:%s). "+
+		"Findings are DetectedIssue resources, read and search only. Decision support, not medical advice.",
+		s.cfg.Protocol, f.Title, f.Version, f.Checksum)
 	return s.writeJSON(c, http.StatusOK, conformance.Capability(d))
 }

@@ -14,6 +14,8 @@ type modelStatements struct {
 	deleteAdministration, deleteReasons               *sql.Stmt
 	insertAdministration, insertReason                *sql.Stmt
 	deleteAssessments, insertAssessment               *sql.Stmt
+	deleteFinding, deleteImplicated                   *sql.Stmt
+	insertFinding, insertImplicated                   *sql.Stmt
 }
 
 func (m *modelStatements) prepare(prep func(string) *sql.Stmt) {
@@ -47,12 +49,17 @@ func (m *modelStatements) prepare(prep func(string) *sql.Stmt) {
 		system, code, display, value, unit, value_system, value_code, value_display, value_bool, value_text,
 		effective, effective_end, administration_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	m.deleteFinding = prep(`DELETE FROM findings WHERE id = ?`)
+	m.deleteImplicated = prep(`DELETE FROM finding_implicated WHERE finding_id = ?`)
+	m.insertFinding = prep(`INSERT INTO findings (id, version, owner, key, rule, status, severity, code, patient, identified, protocol)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	m.insertImplicated = prep(`INSERT OR IGNORE INTO finding_implicated (finding_id, target) VALUES (?, ?)`)
 }
 
 func (m *modelStatements) all() []*sql.Stmt {
 	return []*sql.Stmt{m.deleteOrder, m.deleteIndications, m.deleteIngredients, m.insertOrder, m.insertIndication,
 		m.insertIngredient, m.deleteAdministration, m.deleteReasons, m.insertAdministration, m.insertReason,
-		m.deleteAssessments, m.insertAssessment}
+		m.deleteAssessments, m.insertAssessment, m.deleteFinding, m.deleteImplicated, m.insertFinding, m.insertImplicated}
 }
 
 // replaceRows replaces the model rows of a resource with those of its new
@@ -72,6 +79,8 @@ func replaceRows(t *Tx, typ, id string, version int, rows mapping.Rows, fresh bo
 		deletes = []*sql.Stmt{m.deleteAdministration, m.deleteReasons}
 	case "Observation":
 		deletes = []*sql.Stmt{m.deleteAssessments}
+	case "DetectedIssue":
+		deletes = []*sql.Stmt{m.deleteFinding, m.deleteImplicated}
 	}
 	if !fresh {
 		for _, s := range deletes {
@@ -129,6 +138,17 @@ func replaceRows(t *Tx, typ, id string, version int, rows mapping.Rows, fresh bo
 		}
 		for _, c := range a.StatusReason {
 			if err := exec(m.insertReason, id, null(c.System), null(c.Code), null(c.Display)); err != nil {
+				return err
+			}
+		}
+	}
+	if f := rows.Finding; f != nil {
+		if err := exec(m.insertFinding, id, version, f.Owner, f.Key, null(f.Rule), f.Status, null(f.Severity), null(f.Code),
+			null(f.Patient), instant(f.Identified), null(f.Protocol)); err != nil {
+			return err
+		}
+		for _, target := range f.Implicated {
+			if err := exec(m.insertImplicated, id, target); err != nil {
 				return err
 			}
 		}

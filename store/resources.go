@@ -53,6 +53,8 @@ type Writer interface {
 	Read(typ, id string) (Version, error)
 	VRead(typ, id string, version int) (Version, error)
 	Search(req SearchRequest) (SearchResult, error)
+	// Facts reads the infusion model as the transaction sees it.
+	Facts() *Facts
 	History(q HistoryQuery) ([]Version, error)
 }
 

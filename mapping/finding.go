@@ -1,0 +1,89 @@
+package mapping
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"infusion/fhir"
+)
+
+// The canonical URLs of what this server writes into DetectedIssues.
+const (
+	// FindingKeySystem is the identifier system of a finding's key: the
+	// resource that raised it, the rule and the element. A later version
+	// of that resource with the same problem keeps the finding open.
+	FindingKeySystem = "https://infusion.example.org/fhir/sid/finding-key"
+	// FindingExtension names the protocol, formulary version and rule of a
+	// finding (sub-extensions protocol, protocolVersion, formularyVersion,
+	// rule).
+	FindingExtension = "https://infusion.example.org/fhir/StructureDefinition/protocol-finding"
+)
+
+// Finding is one server-written DetectedIssue: what a protocol rule found
+// about a resource.
+type Finding struct {
+	ID         string
+	Owner      string // "Type/id" of the resource whose check raised it
+	Key        string
+	Rule       string
+	Status     string // final while open, cancelled once closed
+	Severity   string // high, moderate, low
+	Code       string // the ActCode, or the code's text when none fits
+	Patient    string
+	Identified time.Time
+	Protocol   string
+	Implicated []string // "Type/id", versions dropped
+}
+
+// finding maps a DetectedIssue.
+func finding(r models.DetectedIssue) *Finding {
+	f := &Finding{Status: r.Status.Code(), Patient: patientOf(r.Patient), Identified: parseTime(r.IdentifiedDateTime)}
+	if r.Severity != nil {
+		f.Severity = r.Severity.Code()
+	}
+	if r.Code != nil {
+		f.Code = first(r.Code).Code
+		if f.Code == "" {
+			f.Code = deref(r.Code.Text)
+		}
+	}
+	for _, id := range r.Identifier {
+		if deref(id.System) == FindingKeySystem {
+			f.Key = deref(id.Value)
+		}
+	}
+	for _, ref := range r.Implicated {
+		p := fhir.ParseReference(deref(ref.Reference))
+		if p.Kind == fhir.RefLiteral {
+			f.Implicated = append(f.Implicated, p.Type+"/"+p.ID)
+		}
+	}
+	if len(f.Implicated) > 0 {
+		f.Owner = f.Implicated[0]
+	}
+	for _, ext := range r.Extension {
+		if ext.Url != FindingExtension {
+			continue
+		}
+		for _, sub := range ext.Extension {
+			switch sub.Url {
+			case "protocol":
+				f.Protocol = deref(sub.ValueString)
+			case "rule":
+				f.Rule = deref(sub.ValueCode)
+			}
+		}
+	}
+	return f
+}
+
+// FindingOwner returns the "Type/id" a finding key belongs to.
+func FindingOwner(key string) string {
+	owner, _, _ := strings.Cut(key, "|")
+	return owner
+}
+
+func (f *Finding) String() string { return fmt.Sprintf("%s %s %s", f.ID, f.Rule, f.Status) }

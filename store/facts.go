@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"infusion/mapping"
+)
+
+// Facts answers the protocol rules' questions from the infusion model's
+// tables: inside a write transaction (seeing its writes) or on the read
+// pool.
+type Facts struct {
+	ctx context.Context
+	db  querier
+}
+
+// Facts returns the model facts as the read pool sees them.
+func (s *Store) Facts(ctx context.Context) *Facts { return &Facts{ctx: ctx, db: s.read} }
+
+// Facts returns the model facts as this transaction sees them.
+func (t *Tx) Facts() *Facts { return &Facts{ctx: t.ctx, db: t.tx} }
+
+const orderColumns = `id, patient, status, intent, authored_on, drug_system, drug_code, drug_display, drug_class,
+	strength_value, strength_unit, strength_per_value, strength_per_unit, route_system, route_code, setting,
+	dose_value, dose_unit, rate_value, rate_unit, rate_high, rate_range_unit, duration_minutes, frequency, period,
+	period_unit, interval_hours, sessions, bounds_start, bounds_end`
+
+func scanOrder(rows *sql.Rows) (mapping.Order, error) {
+	var o mapping.Order
+	var patient, intent, system, code, display, su, spu, rs, rc, setting, du, ru, rru, pu sql.NullString
+	var authored, bs, be sql.NullString
+	var sv, spv, dv, rv, rh, dur, period, ivl sql.NullFloat64
+	var freq, sessions sql.NullInt64
+	err := rows.Scan(&o.ID, &patient, &o.Status, &intent, &authored, &system, &code, &display, &o.Drug.Class,
+		&sv, &su, &spv, &spu, &rs, &rc, &setting, &dv, &du, &rv, &ru, &rh, &rru, &dur, &freq, &period,
+		&pu, &ivl, &sessions, &bs, &be)
+	if err != nil {
+		return o, err
+	}
+	o.Patient, o.Intent, o.AuthoredOn = patient.String, intent.String, parseStored(authored)
+	o.Drug.Coding = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
+	if sv.Valid && spv.Valid {
+		o.Drug.Strength = &mapping.Ratio{Numerator: mapping.Quantity{Value: sv.Float64, Unit: su.String},
+			Denominator: mapping.Quantity{Value: spv.Float64, Unit: spu.String}}
+	}
+	o.Route = mapping.Coding{System: rs.String, Code: rc.String}
+	o.Setting = mapping.Setting(setting.String)
+	if dv.Valid {
+		o.Dose = &mapping.Quantity{Value: dv.Float64, Unit: du.String}
+	}
+	if rv.Valid {
+		o.Rate = &mapping.Quantity{Value: rv.Float64, Unit: ru.String}
+	} else if rh.Valid {
+		o.RateRange = &mapping.Range{High: &mapping.Quantity{Value: rh.Float64, Unit: rru.String}}
+	}
+	o.DurationMinutes, o.Frequency, o.Period, o.PeriodUnit = dur.Float64, int(freq.Int64), period.Float64, pu.String
+	o.IntervalHours, o.Sessions = ivl.Float64, int(sessions.Int64)
+	o.BoundsStart, o.BoundsEnd = parseStored(bs), parseStored(be)
+	return o, nil
+}
+
+const administrationColumns = `id, order_id, patient, status, start, end, drug_system, drug_code, drug_display, drug_class,
+	route_system, route_code, setting, dose_value, dose_unit, rate_value, rate_unit`
+
+func scanAdministration(rows *sql.Rows) (mapping.Administration, error) {
+	var a mapping.Administration
+	var order, patient, start, end, system, code, display, rs, rc, setting, du, ru sql.NullString
+	var dv, rv sql.NullFloat64
+	err := rows.Scan(&a.ID, &order, &patient, &a.Status, &start, &end, &system, &code, &display, &a.Drug.Class,
+		&rs, &rc, &setting, &dv, &du, &rv, &ru)
+	if err != nil {
+		return a, err
+	}
+	a.Order, a.Patient, a.Start, a.End = order.String, patient.String, parseStored(start), parseStored(end)
+	a.Drug.Coding = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
+	a.Route = mapping.Coding{System: rs.String, Code: rc.String}
+	a.Setting = mapping.Setting(setting.String)
+	if dv.Valid {
+		a.Dose = &mapping.Quantity{Value: dv.Float64, Unit: du.String}
+	}
+	if rv.Valid {
+		a.Rate = &mapping.Quantity{Value: rv.Float64, Unit: ru.String}
+	}
+	return a, nil
+}
+
+const assessmentColumns = `observation_id, idx, patient, status, kind, category, system, code, display, value, unit,
+	value_system, value_code, value_display, effective, effective_end, administration_id`
+
+func scanAssessment(rows *sql.Rows) (mapping.Assessment, error) {
+	var a mapping.Assessment
+	var patient, category, system, code, display, unit, vs, vc, vd, eff, effEnd, adm sql.NullString
+	var value sql.NullFloat64
+	err := rows.Scan(&a.Observation, &a.Index, &patient, &a.Status, &a.Kind, &category, &system, &code, &display,
+		&value, &unit, &vs, &vc, &vd, &eff, &effEnd, &adm)
+	if err != nil {
+		return a, err
+	}
+	a.Patient, a.Category = patient.String, category.String
+	a.Code = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
+	if value.Valid {
+		a.Value = &mapping.Quantity{Value: value.Float64, Unit: unit.String}
+	}
+	a.ValueCode = mapping.Coding{System: vs.String, Code: vc.String, Display: vd.String}
+	a.Effective, a.EffectiveEnd, a.Administration = parseStored(eff), parseStored(effEnd), adm.String
+	return a, nil
+}
+
+func parseStored(s sql.NullString) time.Time {
+	if !s.Valid {
+		return time.Time{}
+	}
+	t, _ := time.Parse(timeLayout, s.String)
+	return t
+}
+
+// collect runs a query and scans each row.
+func collect[T any](f *Facts, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := f.db.QueryContext(f.ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading the infusion model: %w", err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: reading the infusion model: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func one[T any](list []T, err error) (*T, error) {
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	return &list[0], nil
+}
+
+// Assessments returns a patient's assessments with one of the codes,
+// effective in [from, to], latest first; entered-in-error and cancelled
+// observations are left out.
+func (f *Facts) Assessments(patient string, codes []mapping.Coding, from, to time.Time) ([]mapping.Assessment, error) {
+	if len(codes) == 0 {
+		return nil, nil
+	}
+	args := []any{patient}
+	marks := make([]string, len(codes))
+	for i, c := range codes {
+		marks[i] = "?"
+		args = append(args, c.Code)
+	}
+	args = append(args, formatTime(from), formatTime(to))
+	as, err := collect(f, scanAssessment, `SELECT `+assessmentColumns+` FROM assessments
+		WHERE patient = ? AND code IN (`+strings.Join(marks, ", ")+`) AND effective >= ? AND effective <= ?
+		AND status NOT IN ('entered-in-error', 'cancelled') ORDER BY effective DESC`, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := as[:0]
+	for _, a := range as {
+		for _, c := range codes {
+			if a.Code.Code == c.Code && (c.System == "" || a.Code.System == c.System) {
+				out = append(out, a)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Order returns an order; nil when there is none.
+func (f *Facts) Order(id string) (*mapping.Order, error) {
+	return one(collect(f, scanOrder, `SELECT `+orderColumns+` FROM infusion_orders WHERE id = ?`, id))
+}
+
+// PatientOrders returns a patient's orders of a drug class.
+func (f *Facts) PatientOrders(patient string, class mapping.DrugClass) ([]mapping.Order, error) {
+	return collect(f, scanOrder, `SELECT `+orderColumns+` FROM infusion_orders WHERE patient = ? AND drug_class = ?`,
+		patient, string(class))
+}
+
+// Administration returns an administration; nil when there is none.
+func (f *Facts) Administration(id string) (*mapping.Administration, error) {
+	return one(collect(f, scanAdministration, `SELECT `+administrationColumns+` FROM infusion_administrations WHERE id = ?`, id))
+}
+
+// Administrations returns the administrations of an order, by start.
+func (f *Facts) Administrations(orderID string) ([]mapping.Administration, error) {
+	return collect(f, scanAdministration, `SELECT `+administrationColumns+` FROM infusion_administrations
+		WHERE order_id = ? ORDER BY start, id`, orderID)
+}
+
+// PatientAdministrations returns a patient's administrations that started
+// in [from, to], by start.
+func (f *Facts) PatientAdministrations(patient string, from, to time.Time) ([]mapping.Administration, error) {
+	return collect(f, scanAdministration, `SELECT `+administrationColumns+` FROM infusion_administrations
+		WHERE patient = ? AND start >= ? AND start <= ? ORDER BY start, id`, patient, formatTime(from), formatTime(to))
+}
+
+// OpenFindings returns the findings a resource's checks raised that are not
+// closed.
+func (f *Facts) OpenFindings(owner string) ([]mapping.Finding, error) {
+	return collect(f, func(rows *sql.Rows) (mapping.Finding, error) {
+		var fd mapping.Finding
+		var rule, severity, code, patient, identified, protocol sql.NullString
+		err := rows.Scan(&fd.ID, &fd.Owner, &fd.Key, &rule, &fd.Status, &severity, &code, &patient, &identified, &protocol)
+		fd.Rule, fd.Severity, fd.Code, fd.Patient = rule.String, severity.String, code.String, patient.String
+		fd.Identified, fd.Protocol = parseStored(identified), protocol.String
+		return fd, err
+	}, `SELECT id, owner, key, rule, status, severity, code, patient, identified, protocol FROM findings
+		WHERE owner = ? AND status <> 'cancelled'`, owner)
+}
