@@ -1,6 +1,8 @@
 package server
 
 import (
+	"cmp"
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -52,7 +54,7 @@ func (s *Server) validateOp(c echo.Context) error {
 	case len(body) == 0:
 		issues = []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueRequired, Diagnostics: "no resource to validate"}}
 	default:
-		issues = s.validateWrite(body, typ, id, mode)
+		issues = s.validateWrite(c.Request().Context(), body, typ, id, mode)
 	}
 	if !fhir.HasErrors(issues) {
 		issues = append(issues, fhir.Issue{Severity: fhir.SeverityInformation, Code: fhir.IssueInformational,
@@ -61,12 +63,23 @@ func (s *Server) validateOp(c echo.Context) error {
 	return s.writeJSON(c, http.StatusOK, fhir.NewOperationOutcome(issues...))
 }
 
-// validateWrite checks a resource as create or update would.
-func (s *Server) validateWrite(body []byte, typ, id, mode string) []fhir.Issue {
+// validateWrite checks a resource as create or update would, the protocol
+// checks included (against the stored data).
+func (s *Server) validateWrite(ctx context.Context, body []byte, typ, id, mode string) []fhir.Issue {
 	res, issues, err := s.check(body, typ, fhir.KindInvalid)
 	if err != nil {
 		return issuesOf(err)
 	}
+	target := cmp.Or(id, res.ID, "validate")
+	rows, err := s.mapper.Map(typ, target, res.Raw())
+	if err != nil {
+		return issuesOf(err)
+	}
+	fs, err := s.checkProtocol(s.store.Facts(ctx), typ, target, rows)
+	if err != nil {
+		return append(issues, issuesOf(err)...)
+	}
+	issues = append(issues, findingIssues(fs)...)
 	if mode == "update" {
 		switch {
 		case res.ID == "":

@@ -119,7 +119,7 @@ func (e *env) compareToOrder(name, what, expr string, got, want *mapping.Quantit
 		return
 	}
 	d := deviation(c.value, want.Value)
-	if math.Abs(d) <= e.f.Settings.TolerancePercent {
+	if withinTolerance(d, e.f.Settings.TolerancePercent) {
 		return
 	}
 	dir, code := "more", CodeHighDose
@@ -190,7 +190,7 @@ func (e *env) administrationDuration(name string) {
 	expr := "MedicationAdministration.effectivePeriod"
 	if e.order != nil && e.order.DurationMinutes > 0 {
 		d := deviation(minutes, e.order.DurationMinutes)
-		if math.Abs(d) > e.f.Settings.TolerancePercent {
+		if !withinTolerance(d, e.f.Settings.TolerancePercent) {
 			dir := "longer"
 			if d < 0 {
 				dir = "shorter"
@@ -400,4 +400,10 @@ func rank(s Severity) int {
 		return 1
 	}
 	return 0
+}
+
+// withinTolerance reports whether a deviation in percent is within the
+// tolerance; exactly at the tolerance is within (up to rounding).
+func withinTolerance(deviation, tolerance float64) bool {
+	return math.Abs(deviation) <= tolerance+1e-9
 }

@@ -164,8 +164,16 @@ func sessionDose(o *mapping.Order) (q *mapping.Quantity, expr, how string) {
 		return nil, "", ""
 	}
 	hours := o.DurationMinutes / 60
-	return &mapping.Quantity{Value: rate.Value * hours, Unit: "(" + rate.Unit + ").h"}, expr,
-		fmt.Sprintf("%s %s over %s h", num3(rate.Value), rate.Unit, num3(hours))
+	how = fmt.Sprintf("%s %s over %s h", num3(rate.Value), rate.Unit, num3(hours))
+	for _, per := range []struct {
+		suffix string
+		value  float64
+	}{{"/h", hours}, {"/min", o.DurationMinutes}} {
+		if base, ok := strings.CutSuffix(rate.Unit, per.suffix); ok && base != "" {
+			return &mapping.Quantity{Value: rate.Value * per.value, Unit: base}, expr, how
+		}
+	}
+	return &mapping.Quantity{Value: rate.Value * hours, Unit: "(" + rate.Unit + ").h"}, expr, how
 }
 
 func (e *env) orderSessionDose(name string) {
