@@ -178,3 +178,169 @@ func TestProtocolRules(t *testing.T) {
 		})
 	}
 }
+
+// TestFindingLifecycle follows a finding through later versions of the
+// order it implicates: kept while the problem stays, closed (cancelled,
+// never deleted) when it goes, a new one for a new problem, and all closed
+// when the order is deleted.
+func TestFindingLifecycle(t *testing.T) {
+	fixtures, _ := loadProtocolCases(t)
+	ts := newTestServer(t, server.Config{})
+	for _, it := range fixtures["ketamine-patient"] {
+		ts.put(t, it)
+	}
+	order := protocolItem{Type: "MedicationRequest", ID: "o", File: "medicationrequest-ketamine-crps.json",
+		Patch: json.RawMessage(`[{"op":"replace","path":"/dosageInstruction/0/doseAndRate/0/rateQuantity/value","value":0.51},
+			{"op":"replace","path":"/dosageInstruction/0/timing/repeat/duration","value":3}]`)}
+	ts.put(t, order)
+	got, bodies := ts.openFindings(t, "MedicationRequest/o")
+	if len(got) != 1 || got[0].Rule != "order-rate" {
+		t.Fatalf("findings %v", got)
+	}
+	first := bodies[0]["id"].(string)
+
+	// The same problem in version 2: the same finding, no new version.
+	ts.put(t, order)
+	if _, bodies := ts.openFindings(t, "MedicationRequest/o"); len(bodies) != 1 || bodies[0]["id"] != first ||
+		bodies[0]["meta"].(map[string]any)["versionId"] != "1" {
+		t.Fatalf("the unchanged finding was rewritten: %v", bodies)
+	}
+
+	// Version 3 fixes the rate and sets a home setting: the rate finding is
+	// closed, a setting finding opened.
+	order.Patch = json.RawMessage(`[{"op":"replace","path":"/category/0/coding/0/code","value":"community"}]`)
+	ts.put(t, order)
+	got, _ = ts.openFindings(t, "MedicationRequest/o")
+	if len(got) != 1 || got[0].Rule != "order-setting" {
+		t.Fatalf("after the fix: %v", got)
+	}
+	closed := ts.do(t, http.MethodGet, "/DetectedIssue/"+first, "").json(t)
+	if closed["status"] != "cancelled" || closed["meta"].(map[string]any)["versionId"] != "2" {
+		t.Errorf("the fixed finding is %v (version %v), want cancelled as version 2", closed["status"], closed["meta"])
+	}
+	if n := len(asList(ts.do(t, http.MethodGet, "/DetectedIssue?implicated=MedicationRequest/o", "").json(t)["entry"])); n != 2 {
+		t.Errorf("%d findings implicate the order, want 2 (one open, one closed)", n)
+	}
+	if n := len(asList(ts.do(t, http.MethodGet, "/DetectedIssue?patient=Patient/pat-crps-1&code=http://terminology.hl7.org/CodeSystem/v3-ActCode|DOSEH", "").json(t)["entry"])); n != 1 {
+		t.Errorf("search by patient and code found %d, want 1", n)
+	}
+
+	// Deleting the order closes its findings.
+	if r := ts.do(t, http.MethodDelete, "/MedicationRequest/o", ""); r.status != http.StatusOK {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if got, _ := ts.openFindings(t, "MedicationRequest/o"); len(got) != 0 {
+		t.Errorf("open findings after the delete: %v", got)
+	}
+}
+
+// TestProtocolPolicy checks off, warn and enforce on the same write.
+func TestProtocolPolicy(t *testing.T) {
+	order := protocolItem{Type: "MedicationRequest", ID: "o", File: "medicationrequest-gabapentin-iv.json"}
+	for _, tt := range []struct {
+		policy   server.Policy
+		status   int
+		findings int
+	}{
+		{server.PolicyOff, http.StatusCreated, 0},
+		{server.PolicyWarn, http.StatusCreated, 1},
+		{server.PolicyEnforce, http.StatusUnprocessableEntity, 0},
+	} {
+		t.Run(string(tt.policy), func(t *testing.T) {
+			ts := newTestServer(t, server.Config{Protocol: tt.policy})
+			r := ts.do(t, http.MethodPut, "/MedicationRequest/o", order.body(t))
+			if r.status != tt.status {
+				t.Fatalf("PUT: %d %s, want %d", r.status, r.body, tt.status)
+			}
+			if got, _ := ts.openFindings(t, "MedicationRequest/o"); len(got) != tt.findings {
+				t.Errorf("%d findings, want %d", len(got), tt.findings)
+			}
+			if tt.policy == server.PolicyEnforce {
+				if ex := r.issueExpressions(t); len(ex) != 1 || ex[0] != "MedicationRequest.dosageInstruction[0].route" {
+					t.Errorf("expressions %v", ex)
+				}
+				if n := ts.historyCount(t); n != 0 {
+					t.Errorf("the refused write left %d versions", n)
+				}
+			}
+			v := ts.do(t, http.MethodPost, "/MedicationRequest/$validate", order.body(t))
+			if hasBusinessRule := strings.Contains(string(v.body), `"business-rule"`); hasBusinessRule != (tt.policy != server.PolicyOff) {
+				t.Errorf("$validate under %s: %s", tt.policy, v.body)
+			}
+		})
+	}
+}
+
+// TestFormularyFile edits the formulary and sees the checks follow: a
+// tighter rate limit raises a finding the default does not, and a broken
+// file stops the server from starting.
+func TestFormularyFile(t *testing.T) {
+	fixtures, _ := loadProtocolCases(t)
+	src, err := os.ReadFile(filepath.Join("..", "mapping", "protocol", "formulary.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tight := filepath.Join(dir, "tight.yaml")
+	edited := strings.Replace(string(src), "      low: 0.1\n      high: 0.5\n", "      low: 0.1\n      high: 0.3\n", 1)
+	edited = strings.Replace(edited, `version: "2026.11.1"`, `version: "2026.11.1-tight"`, 1)
+	if edited == string(src) {
+		t.Fatal("the edit did not apply")
+	}
+	if err := os.WriteFile(tight, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	order := protocolItem{Type: "MedicationRequest", ID: "o", File: "medicationrequest-ketamine-crps.json"}
+	for _, tt := range []struct {
+		file, version string
+		want          int
+	}{{"", "2026.11.1", 0}, {tight, "2026.11.1-tight", 1}} {
+		ts := newTestServer(t, server.Config{Formulary: tt.file})
+		for _, it := range fixtures["ketamine-patient"] {
+			ts.put(t, it)
+		}
+		ts.put(t, order)
+		if got, _ := ts.openFindings(t, "MedicationRequest/o"); len(got) != tt.want {
+			t.Errorf("formulary %q: findings %v, want %d", tt.file, got, tt.want)
+		}
+		f := ts.do(t, http.MethodGet, "/$formulary", "").json(t)
+		if f["version"] != tt.version || !strings.HasPrefix(f["checksum"].(string), "sha256:") {
+			t.Errorf("$formulary version %v checksum %v", f["version"], f["checksum"])
+		}
+		cs := ts.do(t, http.MethodGet, "/metadata", "").json(t)
+		if doc := cs["rest"].([]any)[0].(map[string]any)["documentation"].(string); !strings.Contains(doc, tt.version) {
+			t.Errorf("the CapabilityStatement does not name version %s: %s", tt.version, doc)
+		}
+	}
+	broken := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(broken, []byte(strings.Replace(string(src), "unit: mg/kg/h\n      low: 0.1", "unit: mg/parsec\n      low: 0.1", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = server.New(t.Context(), server.Config{Formulary: broken, DBPath: filepath.Join(dir, "x.db")})
+	if err == nil || !strings.Contains(err.Error(), `protocol "ketamine-iv-chronic-pain": rate.unit`) {
+		t.Errorf("a broken formulary: %v", err)
+	}
+}
+
+// TestTransactionFindings checks that findings come back in the
+// transaction-response outcomes and are stored with the entries.
+func TestTransactionFindings(t *testing.T) {
+	order := protocolItem{Type: "MedicationRequest", ID: "o", File: "medicationrequest-gabapentin-iv.json"}
+	ts := newTestServer(t, server.Config{})
+	bundle := `{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"urn:uuid:0b9a3c0e-4d4f-4f7e-9d53-0c1e2f3a4b5c",
+		"resource":` + order.body(t) + `,"request":{"method":"POST","url":"MedicationRequest"}}]}`
+	r := ts.do(t, http.MethodPost, "/", bundle)
+	if r.status != http.StatusOK {
+		t.Fatalf("transaction: %d %s", r.status, r.body)
+	}
+	entry := asList(r.json(t)["entry"])[0].(map[string]any)
+	resp := entry["response"].(map[string]any)
+	outcome, _ := json.Marshal(resp["outcome"])
+	if !strings.Contains(string(outcome), "business-rule") || entry["resource"] == nil {
+		t.Errorf("entry response %v", resp)
+	}
+	id := entry["resource"].(map[string]any)["id"].(string)
+	if got, _ := ts.openFindings(t, "MedicationRequest/"+id); len(got) != 1 {
+		t.Errorf("findings %v", got)
+	}
+}
