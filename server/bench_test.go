@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"infusion/server"
@@ -134,4 +135,49 @@ func BenchmarkTransaction(b *testing.B) {
 		benchRequest(b, http.MethodPost, ts.URL+"/", body)
 	}
 	b.ReportMetric(float64(b.N*entries)/b.Elapsed().Seconds(), "resources/s")
+}
+
+// BenchmarkCreateProtocol measures what the protocol checks cost a create:
+// the same parallel creates of ketamine orders under -protocol off and
+// warn. "checked" orders pass every rule (the patient has a weight and a
+// baseline pain score; the orders are completed, so no duplicate therapy);
+// "finding" orders are active orders for a new patient each, which lack a
+// baseline pain score: one DetectedIssue is written with each.
+func BenchmarkCreateProtocol(b *testing.B) {
+	fixtures, _ := loadProtocolCases(b)
+	for _, kind := range []string{"checked", "finding"} {
+		for _, policy := range []server.Policy{server.PolicyOff, server.PolicyWarn} {
+			b.Run(kind+"/"+string(policy), func(b *testing.B) {
+				ts := newTestServer(b, server.Config{Protocol: policy})
+				for _, it := range fixtures["ketamine-patient"] {
+					r := ts.do(b, http.MethodPut, "/"+it.Type+"/"+it.ID, it.body(b))
+					if r.status != http.StatusCreated {
+						b.Fatalf("%d %s", r.status, r.body)
+					}
+				}
+				var order map[string]any
+				if err := json.Unmarshal([]byte(example(b, "valid/medicationrequest-ketamine-crps.json")), &order); err != nil {
+					b.Fatal(err)
+				}
+				if kind == "checked" {
+					order["status"] = "completed"
+				}
+				var n atomic.Int64
+				b.SetParallelism(8)
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					body := maps.Clone(order)
+					for pb.Next() {
+						if kind == "finding" {
+							body["subject"] = map[string]any{"reference": fmt.Sprintf("Patient/bench-%d", n.Add(1))}
+						}
+						raw, _ := json.Marshal(body)
+						benchRequest(b, http.MethodPost, ts.URL+"/MedicationRequest", raw)
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+			})
+		}
+	}
 }

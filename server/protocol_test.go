@@ -32,7 +32,7 @@ type protocolCase struct {
 	Expect []protocolFinding
 }
 
-func loadProtocolCases(t *testing.T) (map[string][]protocolItem, []protocolCase) {
+func loadProtocolCases(t testing.TB) (map[string][]protocolItem, []protocolCase) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "testdata", "protocol", "cases.json"))
 	if err != nil {
@@ -49,7 +49,7 @@ func loadProtocolCases(t *testing.T) (map[string][]protocolItem, []protocolCase)
 }
 
 // body renders an item: the example with the patch applied and the id set.
-func (it protocolItem) body(t *testing.T) string {
+func (it protocolItem) body(t testing.TB) string {
 	t.Helper()
 	doc := []byte(example(t, filepath.Join("valid", it.File)))
 	if len(it.Patch) > 0 {

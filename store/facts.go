@@ -180,9 +180,11 @@ func (f *Facts) Order(id string) (*mapping.Order, error) {
 	return one(collect(f, scanOrder, `SELECT `+orderColumns+` FROM infusion_orders WHERE id = ?`, id))
 }
 
-// PatientOrders returns a patient's orders of a drug class.
-func (f *Facts) PatientOrders(patient string, class mapping.DrugClass) ([]mapping.Order, error) {
-	return collect(f, scanOrder, `SELECT `+orderColumns+` FROM infusion_orders WHERE patient = ? AND drug_class = ?`,
+// ActiveOrders returns a patient's active and on-hold orders of a drug
+// class, newest first, at most 20.
+func (f *Facts) ActiveOrders(patient string, class mapping.DrugClass) ([]mapping.Order, error) {
+	return collect(f, scanOrder, `SELECT `+orderColumns+` FROM infusion_orders
+		WHERE patient = ? AND drug_class = ? AND status IN ('active', 'on-hold') ORDER BY authored_on DESC LIMIT 20`,
 		patient, string(class))
 }
 

@@ -20,8 +20,9 @@ type Facts interface {
 	Assessments(patient string, codes []mapping.Coding, from, to time.Time) ([]mapping.Assessment, error)
 	// Order returns an order; nil when there is none.
 	Order(id string) (*mapping.Order, error)
-	// PatientOrders returns a patient's orders of a drug class.
-	PatientOrders(patient string, class mapping.DrugClass) ([]mapping.Order, error)
+	// ActiveOrders returns a patient's active and on-hold orders of a drug
+	// class, newest first (a bounded number: the store's choice).
+	ActiveOrders(patient string, class mapping.DrugClass) ([]mapping.Order, error)
 	// Administration returns an administration; nil when there is none.
 	Administration(id string) (*mapping.Administration, error)
 	// Administrations returns the administrations of an order, by start.

@@ -305,33 +305,37 @@ func overlaps(s1, e1, s2, e2 time.Time) bool {
 	return (e2.IsZero() || s1.IsZero() || !s1.After(e2)) && (e1.IsZero() || s2.IsZero() || !s2.After(e1))
 }
 
-// orderDuplicate finds another active order of the same class for the
-// same patient whose period overlaps this one's.
+// orderDuplicate finds other active orders of the same class for the same
+// patient whose periods overlap this one's: one finding naming them.
 func (e *env) orderDuplicate(name string) {
 	o := e.s.Rows.Order
 	if e.p == nil || o.Patient == "" || !active(o.Status) {
 		return
 	}
-	others, err := e.facts.PatientOrders(o.Patient, o.Drug.Class)
+	others, err := e.facts.ActiveOrders(o.Patient, o.Drug.Class)
 	if err != nil {
 		e.fail(err)
 		return
 	}
 	s1, e1 := orderSpan(o)
+	implicated := []string{e.ref}
+	var ids []string
 	for _, other := range others {
-		if other.ID == o.ID || !active(other.Status) || !e.f.Intravenous(other.Route) {
+		if other.ID == o.ID || !e.f.Intravenous(other.Route) {
 			continue
 		}
-		s2, e2 := orderSpan(&other)
-		if !overlaps(s1, e1, s2, e2) {
-			continue
+		if s2, e2 := orderSpan(&other); overlaps(s1, e1, s2, e2) {
+			implicated = append(implicated, "MedicationRequest/"+other.ID)
+			ids = append(ids, "MedicationRequest/"+other.ID)
 		}
-		e.add(Finding{Rule: name, Severity: SeverityWarning, Code: CodeDuplicate, Patient: o.Patient,
-			Expression: "MedicationRequest.medication", Implicated: []string{e.ref, "MedicationRequest/" + other.ID},
-			CodeText: "duplicate therapy with MedicationRequest/" + other.ID,
-			Detail: fmt.Sprintf("MedicationRequest/%s is another active %s order for the same patient whose period overlaps this one.",
-				other.ID, o.Drug.Class)})
 	}
+	if len(ids) == 0 {
+		return
+	}
+	e.add(Finding{Rule: name, Severity: SeverityWarning, Code: CodeDuplicate, Patient: o.Patient,
+		Expression: "MedicationRequest.medication", Implicated: implicated,
+		Detail: fmt.Sprintf("%s: another active %s order for the same patient whose period overlaps this one.",
+			strings.Join(ids, ", "), o.Drug.Class)})
 }
 
 // orderSelection applies the protocol's patient-selection rules to the
