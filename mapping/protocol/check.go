@@ -325,7 +325,7 @@ func (e *env) checkRange(rc rangeCheck) {
 		low = CodeLowDose
 	}
 	got, err := e.convert(*rc.q, rc.r.Unit, rc.conc, rc.patient, rc.at)
-	shown := num3(rc.q.Value) + " " + rc.q.Unit
+	shown := amount(rc.q.Value, rc.q.Unit)
 	if err != nil {
 		detail := fmt.Sprintf("The %s %s could not be checked against the protocol's %s range: ", rc.what, shown, rc.r.Unit)
 		if errors.Is(err, errNoWeight) {
@@ -338,17 +338,23 @@ func (e *env) checkRange(rc rangeCheck) {
 		return
 	}
 	v := got.value
-	inUnit := num3(v) + " " + rc.r.Unit
-	if got.via != "" || rc.extraVia != "" {
-		shown += " (" + strings.Trim(strings.Join([]string{rc.extraVia, inUnit + " " + got.via}, "; "), "; ") + ")"
+	var notes []string
+	if rc.extraVia != "" {
+		notes = append(notes, rc.extraVia)
+	}
+	if got.via != "" || rc.q.Unit != rc.r.Unit {
+		notes = append(notes, strings.TrimSpace(amount(v, rc.r.Unit)+" "+got.via))
+	}
+	if len(notes) > 0 {
+		shown += " (" + strings.Join(notes, "; ") + ")"
 	}
 	var sev Severity
 	var code, bound string
 	switch {
 	case rc.r.Max != nil && v > *rc.r.Max:
-		sev, code, bound = SeverityError, high, fmt.Sprintf("above the protocol's hard limit of %s %s", num3(*rc.r.Max), rc.r.Unit)
+		sev, code, bound = SeverityError, high, "above the protocol's hard limit of " + amount(*rc.r.Max, rc.r.Unit)
 	case rc.r.Min != nil && v < *rc.r.Min:
-		sev, code, bound = SeverityError, low, fmt.Sprintf("below the protocol's hard limit of %s %s", num3(*rc.r.Min), rc.r.Unit)
+		sev, code, bound = SeverityError, low, "below the protocol's hard limit of " + amount(*rc.r.Min, rc.r.Unit)
 	case rc.r.High != nil && v > *rc.r.High:
 		sev, code, bound = SeverityWarning, high, fmt.Sprintf("above the protocol's typical range (%s)", rc.r.band())
 	case rc.r.Low != nil && v < *rc.r.Low:
@@ -364,11 +370,19 @@ func (e *env) checkRange(rc rangeCheck) {
 func (r *Range) band() string {
 	switch {
 	case r.Low != nil && r.High != nil:
-		return fmt.Sprintf("%s–%s %s", num3(*r.Low), num3(*r.High), r.Unit)
+		return amount(*r.Low, "") + "–" + amount(*r.High, r.Unit)
 	case r.High != nil:
-		return fmt.Sprintf("up to %s %s", num3(*r.High), r.Unit)
+		return "up to " + amount(*r.High, r.Unit)
 	case r.Low != nil:
-		return fmt.Sprintf("from %s %s", num3(*r.Low), r.Unit)
+		return "from " + amount(*r.Low, r.Unit)
 	}
 	return r.Unit
+}
+
+// amount renders a figure with its unit; a count (unit 1) has none.
+func amount(v float64, unit string) string {
+	if unit == "" || unit == "1" {
+		return num3(v)
+	}
+	return num3(v) + " " + unit
 }
