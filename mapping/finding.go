@@ -1,8 +1,6 @@
 package mapping
 
 import (
-	"fmt"
-	"strings"
 	"time"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -79,11 +77,3 @@ func finding(r models.DetectedIssue) *Finding {
 	}
 	return f
 }
-
-// FindingOwner returns the "Type/id" a finding key belongs to.
-func FindingOwner(key string) string {
-	owner, _, _ := strings.Cut(key, "|")
-	return owner
-}
-
-func (f *Finding) String() string { return fmt.Sprintf("%s %s %s", f.ID, f.Rule, f.Status) }

@@ -352,9 +352,9 @@ func (e *env) checkRange(rc rangeCheck) {
 	var code, bound string
 	switch {
 	case rc.r.Max != nil && v > *rc.r.Max:
-		sev, code, bound = SeverityError, high, "above the protocol's hard limit of " + amount(*rc.r.Max, rc.r.Unit)
+		sev, code, bound = SeverityError, high, "above the protocol's hard limit of "+amount(*rc.r.Max, rc.r.Unit)
 	case rc.r.Min != nil && v < *rc.r.Min:
-		sev, code, bound = SeverityError, low, "below the protocol's hard limit of " + amount(*rc.r.Min, rc.r.Unit)
+		sev, code, bound = SeverityError, low, "below the protocol's hard limit of "+amount(*rc.r.Min, rc.r.Unit)
 	case rc.r.High != nil && v > *rc.r.High:
 		sev, code, bound = SeverityWarning, high, fmt.Sprintf("above the protocol's typical range (%s)", rc.r.band())
 	case rc.r.Low != nil && v < *rc.r.Low:
