@@ -33,7 +33,6 @@ type Finding struct {
 	Patient    string
 	Identified time.Time
 	Protocol   string
-	Implicated []string // "Type/id", versions dropped
 }
 
 // finding maps a DetectedIssue.
@@ -53,14 +52,10 @@ func finding(r models.DetectedIssue) *Finding {
 			f.Key = deref(id.Value)
 		}
 	}
-	for _, ref := range r.Implicated {
-		p := fhir.ParseReference(deref(ref.Reference))
-		if p.Kind == fhir.RefLiteral {
-			f.Implicated = append(f.Implicated, p.Type+"/"+p.ID)
+	if len(r.Implicated) > 0 {
+		if p := fhir.ParseReference(deref(r.Implicated[0].Reference)); p.Kind == fhir.RefLiteral {
+			f.Owner = p.Type + "/" + p.ID // the first implicated is the checked resource; its version dropped
 		}
-	}
-	if len(f.Implicated) > 0 {
-		f.Owner = f.Implicated[0]
 	}
 	for _, ext := range r.Extension {
 		if ext.Url != FindingExtension {

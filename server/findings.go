@@ -96,18 +96,13 @@ func (s *Server) recordFindings(w store.Writer, v store.Version, fs []protocol.F
 		old, exists := byKey[key]
 		delete(byKey, key)
 		body := s.detectedIssue(f, key, v)
-		if exists {
-			same, err := sameFinding(w, old.ID, body)
-			if err != nil || same {
-				if err != nil {
-					return err
-				}
-				continue
-			}
-		}
 		id := old.ID
 		if !exists {
 			id = newID()
+		} else if same, err := sameFinding(w, id, body); err != nil {
+			return err
+		} else if same {
+			continue
 		}
 		if err := s.putFinding(w, id, body, !exists); err != nil {
 			return err

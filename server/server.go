@@ -102,8 +102,9 @@ const (
 	conditionalCreate  = "conditional-create"
 	conditionalUpdate  = "conditional-update"
 	conditionalDelete  = "conditional-delete"
-	operationValidate  = "operation:validate"
-	operationFormulary = "operation:formulary"
+	operationPrefix    = "operation:"
+	operationValidate  = operationPrefix + "validate"
+	operationFormulary = operationPrefix + "formulary"
 )
 
 func caps(c ...string) []string { return c }
@@ -346,12 +347,12 @@ func (s *Server) capabilities(c echo.Context) error {
 					if s.cfg.ConditionalDeleteMultiple {
 						res.ConditionalDelete = "multiple"
 					}
-				case operationValidate:
-					if !slices.Contains(res.Operations, "validate") {
-						res.Operations = append(res.Operations, "validate")
-					}
 				default:
-					res.Interactions = append(res.Interactions, c)
+					if name, ok := strings.CutPrefix(c, operationPrefix); !ok {
+						res.Interactions = append(res.Interactions, c)
+					} else if !slices.Contains(res.Operations, name) {
+						res.Operations = append(res.Operations, name)
+					}
 				}
 			}
 		}
@@ -381,7 +382,7 @@ func (s *Server) capabilities(c echo.Context) error {
 			continue
 		}
 		for _, c := range r.capabilities {
-			if name, ok := strings.CutPrefix(c, "operation:"); ok {
+			if name, ok := strings.CutPrefix(c, operationPrefix); ok {
 				d.Operations = append(d.Operations, name)
 			} else {
 				d.System = append(d.System, c)

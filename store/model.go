@@ -14,8 +14,7 @@ type modelStatements struct {
 	deleteAdministration, deleteReasons               *sql.Stmt
 	insertAdministration, insertReason                *sql.Stmt
 	deleteAssessments, insertAssessment               *sql.Stmt
-	deleteFinding, deleteImplicated                   *sql.Stmt
-	insertFinding, insertImplicated                   *sql.Stmt
+	deleteFinding, insertFinding                      *sql.Stmt
 }
 
 func (m *modelStatements) prepare(prep func(string) *sql.Stmt) {
@@ -50,16 +49,14 @@ func (m *modelStatements) prepare(prep func(string) *sql.Stmt) {
 		effective, effective_end, administration_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	m.deleteFinding = prep(`DELETE FROM findings WHERE id = ?`)
-	m.deleteImplicated = prep(`DELETE FROM finding_implicated WHERE finding_id = ?`)
 	m.insertFinding = prep(`INSERT INTO findings (id, version, owner, key, rule, status, severity, code, patient, identified, protocol)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	m.insertImplicated = prep(`INSERT OR IGNORE INTO finding_implicated (finding_id, target) VALUES (?, ?)`)
 }
 
 func (m *modelStatements) all() []*sql.Stmt {
 	return []*sql.Stmt{m.deleteOrder, m.deleteIndications, m.deleteIngredients, m.insertOrder, m.insertIndication,
 		m.insertIngredient, m.deleteAdministration, m.deleteReasons, m.insertAdministration, m.insertReason,
-		m.deleteAssessments, m.insertAssessment, m.deleteFinding, m.deleteImplicated, m.insertFinding, m.insertImplicated}
+		m.deleteAssessments, m.insertAssessment, m.deleteFinding, m.insertFinding}
 }
 
 // replaceRows replaces the model rows of a resource with those of its new
@@ -80,7 +77,7 @@ func replaceRows(t *Tx, typ, id string, version int, rows mapping.Rows, fresh bo
 	case "Observation":
 		deletes = []*sql.Stmt{m.deleteAssessments}
 	case "DetectedIssue":
-		deletes = []*sql.Stmt{m.deleteFinding, m.deleteImplicated}
+		deletes = []*sql.Stmt{m.deleteFinding}
 	}
 	if !fresh {
 		for _, s := range deletes {
@@ -146,11 +143,6 @@ func replaceRows(t *Tx, typ, id string, version int, rows mapping.Rows, fresh bo
 		if err := exec(m.insertFinding, id, version, f.Owner, f.Key, null(f.Rule), f.Status, null(f.Severity), null(f.Code),
 			null(f.Patient), instant(f.Identified), null(f.Protocol)); err != nil {
 			return err
-		}
-		for _, target := range f.Implicated {
-			if err := exec(m.insertImplicated, id, target); err != nil {
-				return err
-			}
 		}
 	}
 	for _, a := range rows.Assessments {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -250,7 +251,7 @@ func (e *env) convert(q mapping.Quantity, target string, conc *mapping.Ratio, pa
 				via: []string{fmt.Sprintf("at the concentration %s %s/%s", num3(conc.Numerator.Value), conc.Numerator.Unit, unitWithValue(conc.Denominator))}})
 		}
 	}
-	for _, s := range steps[:len(steps):len(steps)] {
+	for _, s := range slices.Clip(steps) { // each step also per kg and times kg
 		steps = append(steps, step{unit: s.unit.Per(kg), factor: s.factor, via: s.via, weight: -1},
 			step{unit: s.unit.Times(kg), factor: s.factor, via: s.via, weight: 1})
 	}

@@ -66,4 +66,7 @@ func TestBadFormulary(t *testing.T) {
 	if _, err := Parse(nil); err == nil {
 		t.Error("an empty file loaded")
 	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("a missing file: %v", err)
+	}
 }

@@ -17,10 +17,3 @@ CREATE TABLE findings (
 );
 CREATE INDEX findings_owner ON findings (owner, status);
 CREATE INDEX findings_patient ON findings (patient, status);
-
-CREATE TABLE finding_implicated (
-    finding_id TEXT NOT NULL,
-    target     TEXT NOT NULL, -- "Type/id"
-    PRIMARY KEY (target, finding_id)
-) WITHOUT ROWID;
-CREATE INDEX finding_implicated_finding ON finding_implicated (finding_id);
