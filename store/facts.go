@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"infusion/mapping"
@@ -14,15 +14,56 @@ import (
 // tables: inside a write transaction (seeing its writes) or on the read
 // pool.
 type Facts struct {
-	ctx context.Context
-	db  querier
+	ctx   context.Context
+	stmts factStatements
+	tx    *sql.Tx // nil on the read pool
 }
 
 // Facts returns the model facts as the read pool sees them.
-func (s *Store) Facts(ctx context.Context) *Facts { return &Facts{ctx: ctx, db: s.read} }
+func (s *Store) Facts(ctx context.Context) *Facts { return &Facts{ctx: ctx, stmts: s.factsRead} }
 
 // Facts returns the model facts as this transaction sees them.
-func (t *Tx) Facts() *Facts { return &Facts{ctx: t.ctx, db: t.tx} }
+func (t *Tx) Facts() *Facts { return &Facts{ctx: t.ctx, stmts: t.facts, tx: t.tx} }
+
+// The queries of Facts.
+var (
+	assessmentsQuery = `SELECT ` + assessmentColumns + ` FROM assessments
+		WHERE patient = ? AND code IN (SELECT value FROM json_each(?)) AND effective >= ? AND effective <= ?
+		AND status NOT IN ('entered-in-error', 'cancelled') ORDER BY effective DESC`
+	orderQuery        = `SELECT ` + orderColumns + ` FROM infusion_orders WHERE id = ?`
+	activeOrdersQuery = `SELECT ` + orderColumns + ` FROM infusion_orders
+		WHERE patient = ? AND drug_class = ? AND status IN ('active', 'on-hold') ORDER BY authored_on DESC LIMIT 20`
+	administrationQuery  = `SELECT ` + administrationColumns + ` FROM infusion_administrations WHERE id = ?`
+	administrationsQuery = `SELECT ` + administrationColumns + ` FROM infusion_administrations
+		WHERE order_id = ? ORDER BY start, id`
+	patientAdministrationsQuery = `SELECT ` + administrationColumns + ` FROM infusion_administrations
+		WHERE patient = ? AND start >= ? AND start <= ? ORDER BY start, id`
+	openFindingsQuery = `SELECT id, owner, key, rule, status, severity, code, patient, identified, protocol FROM findings
+		WHERE owner = ? AND status <> 'cancelled'`
+	factQueries = []string{assessmentsQuery, orderQuery, activeOrdersQuery, administrationQuery, administrationsQuery,
+		patientAdministrationsQuery, openFindingsQuery}
+)
+
+// factStatements are the queries of Facts, prepared once on a database.
+type factStatements map[string]*sql.Stmt
+
+func (fs *factStatements) prepare(ctx context.Context, db *sql.DB) error {
+	*fs = factStatements{}
+	for _, q := range factQueries {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("store: preparing %q: %w", q, err)
+		}
+		(*fs)[q] = st
+	}
+	return nil
+}
+
+func (fs factStatements) close() {
+	for _, st := range fs {
+		st.Close()
+	}
+}
 
 const orderColumns = `id, patient, status, intent, authored_on, drug_system, drug_code, drug_display, drug_class,
 	strength_value, strength_unit, strength_per_value, strength_per_unit, route_system, route_code, setting,
@@ -120,7 +161,11 @@ func parseStored(s sql.NullString) time.Time {
 
 // collect runs a query and scans each row.
 func collect[T any](f *Facts, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
-	rows, err := f.db.QueryContext(f.ctx, query, args...)
+	st := f.stmts[query]
+	if f.tx != nil {
+		st = f.tx.StmtContext(f.ctx, st)
+	}
+	rows, err := st.QueryContext(f.ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: reading the infusion model: %w", err)
 	}
@@ -150,16 +195,15 @@ func (f *Facts) Assessments(patient string, codes []mapping.Coding, from, to tim
 	if len(codes) == 0 {
 		return nil, nil
 	}
-	args := []any{patient}
-	marks := make([]string, len(codes))
+	list := make([]string, len(codes))
 	for i, c := range codes {
-		marks[i] = "?"
-		args = append(args, c.Code)
+		list[i] = c.Code
 	}
-	args = append(args, formatTime(from), formatTime(to))
-	as, err := collect(f, scanAssessment, `SELECT `+assessmentColumns+` FROM assessments
-		WHERE patient = ? AND code IN (`+strings.Join(marks, ", ")+`) AND effective >= ? AND effective <= ?
-		AND status NOT IN ('entered-in-error', 'cancelled') ORDER BY effective DESC`, args...)
+	codeJSON, err := json.Marshal(list)
+	if err != nil {
+		return nil, err
+	}
+	as, err := collect(f, scanAssessment, assessmentsQuery, patient, string(codeJSON), formatTime(from), formatTime(to))
 	if err != nil {
 		return nil, err
 	}
@@ -177,33 +221,29 @@ func (f *Facts) Assessments(patient string, codes []mapping.Coding, from, to tim
 
 // Order returns an order; nil when there is none.
 func (f *Facts) Order(id string) (*mapping.Order, error) {
-	return one(collect(f, scanOrder, `SELECT `+orderColumns+` FROM infusion_orders WHERE id = ?`, id))
+	return one(collect(f, scanOrder, orderQuery, id))
 }
 
 // ActiveOrders returns a patient's active and on-hold orders of a drug
 // class, newest first, at most 20.
 func (f *Facts) ActiveOrders(patient string, class mapping.DrugClass) ([]mapping.Order, error) {
-	return collect(f, scanOrder, `SELECT `+orderColumns+` FROM infusion_orders
-		WHERE patient = ? AND drug_class = ? AND status IN ('active', 'on-hold') ORDER BY authored_on DESC LIMIT 20`,
-		patient, string(class))
+	return collect(f, scanOrder, activeOrdersQuery, patient, string(class))
 }
 
 // Administration returns an administration; nil when there is none.
 func (f *Facts) Administration(id string) (*mapping.Administration, error) {
-	return one(collect(f, scanAdministration, `SELECT `+administrationColumns+` FROM infusion_administrations WHERE id = ?`, id))
+	return one(collect(f, scanAdministration, administrationQuery, id))
 }
 
 // Administrations returns the administrations of an order, by start.
 func (f *Facts) Administrations(orderID string) ([]mapping.Administration, error) {
-	return collect(f, scanAdministration, `SELECT `+administrationColumns+` FROM infusion_administrations
-		WHERE order_id = ? ORDER BY start, id`, orderID)
+	return collect(f, scanAdministration, administrationsQuery, orderID)
 }
 
 // PatientAdministrations returns a patient's administrations that started
 // in [from, to], by start.
 func (f *Facts) PatientAdministrations(patient string, from, to time.Time) ([]mapping.Administration, error) {
-	return collect(f, scanAdministration, `SELECT `+administrationColumns+` FROM infusion_administrations
-		WHERE patient = ? AND start >= ? AND start <= ? ORDER BY start, id`, patient, formatTime(from), formatTime(to))
+	return collect(f, scanAdministration, patientAdministrationsQuery, patient, formatTime(from), formatTime(to))
 }
 
 // OpenFindings returns the findings a resource's checks raised that are not
@@ -216,6 +256,5 @@ func (f *Facts) OpenFindings(owner string) ([]mapping.Finding, error) {
 		fd.Rule, fd.Severity, fd.Code, fd.Patient = rule.String, severity.String, code.String, patient.String
 		fd.Identified, fd.Protocol = parseStored(identified), protocol.String
 		return fd, err
-	}, `SELECT id, owner, key, rule, status, severity, code, patient, identified, protocol FROM findings
-		WHERE owner = ? AND status <> 'cancelled'`, owner)
+	}, openFindingsQuery, owner)
 }

@@ -66,6 +66,7 @@ type Tx struct {
 	tx    *sql.Tx
 	now   time.Time
 	stmts *statements
+	facts factStatements
 }
 
 // current returns the number of the current version of a resource and

@@ -49,6 +49,9 @@ type Store struct {
 	done   chan struct{}
 	stmts  statements
 	closed chan struct{}
+	// factsRead and factsWrite are the queries of Facts, which the
+	// protocol checks run on every write.
+	factsRead, factsWrite factStatements
 }
 
 // Open opens (creating if needed) the database file at path, applies the
@@ -94,7 +97,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
 	}
-	if err := s.stmts.prepare(ctx, read, write); err != nil {
+	err = errors.Join(s.stmts.prepare(ctx, read, write), s.factsRead.prepare(ctx, read), s.factsWrite.prepare(ctx, write))
+	if err != nil {
 		s.closeDBs()
 		return nil, err
 	}
@@ -136,6 +140,8 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	s.stmts.close()
+	s.factsRead.close()
+	s.factsWrite.close()
 	return errors.Join(s.read.Close(), s.write.Close())
 }
 

@@ -99,7 +99,7 @@ func (s *Store) commit(batch []*job, last time.Time) time.Time {
 			if _, err := tx.Stmt(s.stmts.savepoint).Exec(); err != nil {
 				return err
 			}
-			results[i] = run(j.fn, &Tx{ctx: j.ctx, tx: tx, now: now, stmts: &s.stmts})
+			results[i] = run(j.fn, &Tx{ctx: j.ctx, tx: tx, now: now, stmts: &s.stmts, facts: s.factsWrite})
 			if results[i] != nil {
 				if _, err := tx.Stmt(s.stmts.rollbackTo).Exec(); err != nil {
 					return err
