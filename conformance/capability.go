@@ -121,16 +121,14 @@ type operation struct {
 	Definition string `json:"definition"`
 }
 
-// operationDefinitions are the canonical OperationDefinitions of the
-// operations the server may support.
-var operationDefinitions = map[string]string{
-	"validate":  "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-	"formulary": OperationBase + "formulary",
+// definition returns the canonical URL of an operation's definition: the
+// specification's for $validate, this server's for its own.
+func definition(name string) string {
+	if name == "validate" {
+		return "http://hl7.org/fhir/OperationDefinition/Resource-validate"
+	}
+	return OperationBase + name
 }
-
-// OperationBase is the canonical base of the OperationDefinitions of this
-// server's own operations.
-const OperationBase = "https://infusion.example.org/fhir/OperationDefinition/"
 
 type interaction struct {
 	Code string `json:"code"`
@@ -168,7 +166,7 @@ func Capability(d Description) CapabilityStatement {
 			rr.ConditionalDelete = "not-supported"
 		}
 		for _, name := range res.Operations {
-			rr.Operation = append(rr.Operation, operation{Name: name, Definition: operationDefinitions[name]})
+			rr.Operation = append(rr.Operation, operation{Name: name, Definition: definition(name)})
 		}
 		for _, code := range res.Interactions {
 			rr.Interaction = append(rr.Interaction, interaction{Code: code})
@@ -179,7 +177,7 @@ func Capability(d Description) CapabilityStatement {
 		r.Interaction = append(r.Interaction, interaction{Code: code})
 	}
 	for _, name := range d.Operations {
-		r.Operation = append(r.Operation, operation{Name: name, Definition: operationDefinitions[name]})
+		r.Operation = append(r.Operation, operation{Name: name, Definition: definition(name)})
 	}
 	r.SearchParam = d.SystemSearchParams
 	r.Compartment = d.Compartments

@@ -23,8 +23,11 @@ const (
 // Finding is one server-written DetectedIssue: what a protocol rule found
 // about a resource.
 type Finding struct {
-	ID         string
-	Owner      string // "Type/id" of the resource whose check raised it
+	ID    string
+	Owner string // "Type/id" of the resource whose check raised it
+	// Implicated are the resources the finding is about, "Type/id"
+	// (versions dropped); the first is the owner.
+	Implicated []string
 	Key        string
 	Rule       string
 	Status     string // final while open, cancelled once closed
@@ -52,9 +55,12 @@ func finding(r models.DetectedIssue) *Finding {
 			f.Key = deref(id.Value)
 		}
 	}
-	if len(r.Implicated) > 0 {
-		if p := fhir.ParseReference(deref(r.Implicated[0].Reference)); p.Kind == fhir.RefLiteral {
-			f.Owner = p.Type + "/" + p.ID // the first implicated is the checked resource; its version dropped
+	for i, ref := range r.Implicated {
+		if p := fhir.ParseReference(deref(ref.Reference)); p.Kind == fhir.RefLiteral {
+			f.Implicated = append(f.Implicated, p.Type+"/"+p.ID)
+			if i == 0 {
+				f.Owner = p.Type + "/" + p.ID // the first implicated is the checked resource
+			}
 		}
 	}
 	for _, ext := range r.Extension {

@@ -19,7 +19,7 @@ import (
 // else 404.
 func (s *Server) unsupportedType(c echo.Context, t string) *fhir.Error {
 	for _, r := range s.routes {
-		if !r.perType && r.path == "/"+t {
+		if !r.perType() && r.path == "/"+t {
 			return fhir.Errorf(fhir.KindMethodNotAllowed, fhir.IssueNotSupported, "",
 				"%s is not supported on %s", c.Request().Method, c.Request().URL.Path)
 		}

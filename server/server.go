@@ -93,18 +93,29 @@ type Server struct {
 type route struct {
 	method, path string
 	capabilities []string // restful interactions, conditional-… and operation:… it provides
-	perType      bool     // registered for each stored type
-	handler      func(*Server, echo.Context) error
+	// resource is the type the route serves: eachType for a path with
+	// :type, registered for each stored type; "" for the system level.
+	resource string
+	handler  func(*Server, echo.Context) error
 }
+
+// eachType is the resource of a route registered for each stored type.
+const eachType = "*"
+
+// perType reports whether the route is registered for each stored type.
+func (r route) perType() bool { return r.resource == eachType }
 
 // Capabilities a route provides beside the restful interactions.
 const (
-	conditionalCreate  = "conditional-create"
-	conditionalUpdate  = "conditional-update"
-	conditionalDelete  = "conditional-delete"
-	operationPrefix    = "operation:"
-	operationValidate  = operationPrefix + "validate"
-	operationFormulary = operationPrefix + "formulary"
+	conditionalCreate   = "conditional-create"
+	conditionalUpdate   = "conditional-update"
+	conditionalDelete   = "conditional-delete"
+	operationPrefix     = "operation:"
+	operationValidate   = operationPrefix + "validate"
+	operationFormulary  = operationPrefix + "formulary"
+	operationMonitoring = operationPrefix + "monitoring"
+	operationCourse     = operationPrefix + "course"
+	operationSummary    = operationPrefix + "infusion-summary"
 )
 
 func caps(c ...string) []string { return c }
@@ -126,30 +137,34 @@ func readOnly(method, typ string) error {
 		"%s resources are written by this server's protocol checks; clients read and search them (%s not allowed)", typ, method)
 }
 
-// routeTable lists every endpoint. perType paths hold :type, bound to one
-// stored type at a time.
+// routeTable lists every endpoint. Paths of eachType hold :type, bound to
+// one stored type at a time.
 var routeTable = []route{
-	{http.MethodGet, "/metadata", nil, false, (*Server).capabilities},
-	{http.MethodGet, "/$formulary", caps(operationFormulary), false, (*Server).formulary},
-	{http.MethodPost, "/", caps(conformance.Transaction, conformance.Batch), false, (*Server).bundle},
-	{http.MethodGet, "/_history", caps(conformance.HistorySystem), false, (*Server).history},
-	{http.MethodGet, "/", caps(conformance.SearchSystem), false, (*Server).searchSystem},
-	{http.MethodPost, "/_search", nil, false, (*Server).searchSystem},
-	{http.MethodGet, "/Patient/:pid/:type", nil, true, (*Server).searchCompartment},
-	{http.MethodGet, "/:type", caps(conformance.SearchType), true, (*Server).searchType},
-	{http.MethodPost, "/:type/_search", nil, true, (*Server).searchType},
-	{http.MethodPost, "/:type", caps(conformance.Create, conditionalCreate), true, (*Server).create},
-	{http.MethodGet, "/:type/_history", caps(conformance.HistoryType), true, (*Server).history},
-	{http.MethodGet, "/:type/:id", caps(conformance.Read), true, (*Server).read},
-	{http.MethodPut, "/:type/:id", caps(conformance.Update), true, (*Server).update},
-	{http.MethodPut, "/:type", caps(conditionalUpdate), true, (*Server).update},
-	{http.MethodPatch, "/:type/:id", caps(conformance.Patch), true, (*Server).patch},
-	{http.MethodDelete, "/:type/:id", caps(conformance.Delete), true, (*Server).delete},
-	{http.MethodDelete, "/:type", caps(conditionalDelete), true, (*Server).delete},
-	{http.MethodGet, "/:type/:id/_history", caps(conformance.HistoryInstance), true, (*Server).history},
-	{http.MethodGet, "/:type/:id/_history/:vid", caps(conformance.VRead), true, (*Server).vread},
-	{http.MethodPost, "/:type/$validate", caps(operationValidate), true, (*Server).validateOp},
-	{http.MethodPost, "/:type/:id/$validate", caps(operationValidate), true, (*Server).validateOp},
+	{http.MethodGet, "/metadata", nil, "", (*Server).capabilities},
+	{http.MethodGet, "/$formulary", caps(operationFormulary), "", (*Server).formulary},
+	{http.MethodGet, "/OperationDefinition/:name", nil, "", (*Server).operationDefinition},
+	{http.MethodGet, "/MedicationAdministration/:id/$monitoring", caps(operationMonitoring), "MedicationAdministration", (*Server).monitoringOp},
+	{http.MethodGet, "/MedicationRequest/:id/$course", caps(operationCourse), "MedicationRequest", (*Server).courseOp},
+	{http.MethodGet, "/Patient/:pid/$infusion-summary", caps(operationSummary), "Patient", (*Server).infusionSummary},
+	{http.MethodPost, "/", caps(conformance.Transaction, conformance.Batch), "", (*Server).bundle},
+	{http.MethodGet, "/_history", caps(conformance.HistorySystem), "", (*Server).history},
+	{http.MethodGet, "/", caps(conformance.SearchSystem), "", (*Server).searchSystem},
+	{http.MethodPost, "/_search", nil, "", (*Server).searchSystem},
+	{http.MethodGet, "/Patient/:pid/:type", nil, eachType, (*Server).searchCompartment},
+	{http.MethodGet, "/:type", caps(conformance.SearchType), eachType, (*Server).searchType},
+	{http.MethodPost, "/:type/_search", nil, eachType, (*Server).searchType},
+	{http.MethodPost, "/:type", caps(conformance.Create, conditionalCreate), eachType, (*Server).create},
+	{http.MethodGet, "/:type/_history", caps(conformance.HistoryType), eachType, (*Server).history},
+	{http.MethodGet, "/:type/:id", caps(conformance.Read), eachType, (*Server).read},
+	{http.MethodPut, "/:type/:id", caps(conformance.Update), eachType, (*Server).update},
+	{http.MethodPut, "/:type", caps(conditionalUpdate), eachType, (*Server).update},
+	{http.MethodPatch, "/:type/:id", caps(conformance.Patch), eachType, (*Server).patch},
+	{http.MethodDelete, "/:type/:id", caps(conformance.Delete), eachType, (*Server).delete},
+	{http.MethodDelete, "/:type", caps(conditionalDelete), eachType, (*Server).delete},
+	{http.MethodGet, "/:type/:id/_history", caps(conformance.HistoryInstance), eachType, (*Server).history},
+	{http.MethodGet, "/:type/:id/_history/:vid", caps(conformance.VRead), eachType, (*Server).vread},
+	{http.MethodPost, "/:type/$validate", caps(operationValidate), eachType, (*Server).validateOp},
+	{http.MethodPost, "/:type/:id/$validate", caps(operationValidate), eachType, (*Server).validateOp},
 }
 
 // New opens the store and builds the server. Close releases it.
@@ -333,7 +348,7 @@ func (s *Server) capabilities(c echo.Context) error {
 	for _, t := range storedTypes {
 		res := conformance.Resource{Type: t, SearchInclude: []string{t + ":*"}, SearchRevInclude: []string{}}
 		for _, r := range s.routes {
-			if !r.perType || readOnlyTypes[t] && r.writes() {
+			if r.resource != eachType && r.resource != t || readOnlyTypes[t] && r.writes() {
 				continue
 			}
 			for _, c := range r.capabilities {
@@ -378,7 +393,7 @@ func (s *Server) capabilities(c echo.Context) error {
 	}
 	d.Compartments = []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}
 	for _, r := range s.routes {
-		if r.perType {
+		if r.perType() || s.types[r.resource] {
 			continue
 		}
 		for _, c := range r.capabilities {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"infusion/mapping"
@@ -38,10 +39,15 @@ var (
 		WHERE order_id = ? ORDER BY start, id`
 	patientAdministrationsQuery = `SELECT ` + administrationColumns + ` FROM infusion_administrations
 		WHERE patient = ? AND start >= ? AND start <= ? ORDER BY start, id`
-	openFindingsQuery = `SELECT id, owner, key, rule, status, severity, code, patient, identified, protocol FROM findings
-		WHERE owner = ? AND status <> 'cancelled'`
+	openFindingsQuery       = `SELECT ` + findingColumns + ` FROM findings WHERE owner = ? AND status <> 'cancelled'`
+	patientOrdersQuery      = `SELECT ` + orderColumns + ` FROM infusion_orders WHERE patient = ? ORDER BY authored_on, id`
+	sessionAssessmentsQuery = `SELECT ` + assessmentColumns + ` FROM assessments
+		WHERE (patient = ? AND effective >= ? AND effective <= ? OR administration_id IN (SELECT value FROM json_each(?)))
+		AND status NOT IN ('entered-in-error', 'cancelled') ORDER BY effective, observation_id, idx`
+	implicatingFindingsQuery = `SELECT ` + findingColumns + ` FROM findings
+		WHERE status <> 'cancelled' AND (patient = ? OR owner IN (SELECT value FROM json_each(?))) ORDER BY identified, id`
 	factQueries = []string{assessmentsQuery, orderQuery, activeOrdersQuery, administrationQuery, administrationsQuery,
-		patientAdministrationsQuery, openFindingsQuery}
+		patientAdministrationsQuery, openFindingsQuery, patientOrdersQuery, sessionAssessmentsQuery, implicatingFindingsQuery}
 )
 
 // factStatements are the queries of Facts, prepared once on a database.
@@ -105,16 +111,25 @@ func scanOrder(rows *sql.Rows) (mapping.Order, error) {
 }
 
 const administrationColumns = `id, order_id, patient, status, start, end, drug_system, drug_code, drug_display, drug_class,
-	route_system, route_code, setting, dose_value, dose_unit, rate_value, rate_unit`
+	route_system, route_code, setting, dose_value, dose_unit, rate_value, rate_unit,
+	(SELECT json_group_array(json_array(system, code, display)) FROM administration_reasons
+		WHERE administration_id = infusion_administrations.id)`
 
 func scanAdministration(rows *sql.Rows) (mapping.Administration, error) {
 	var a mapping.Administration
-	var order, patient, start, end, system, code, display, rs, rc, setting, du, ru sql.NullString
+	var order, patient, start, end, system, code, display, rs, rc, setting, du, ru, reasons sql.NullString
 	var dv, rv sql.NullFloat64
 	err := rows.Scan(&a.ID, &order, &patient, &a.Status, &start, &end, &system, &code, &display, &a.Drug.Class,
-		&rs, &rc, &setting, &dv, &du, &rv, &ru)
+		&rs, &rc, &setting, &dv, &du, &rv, &ru, &reasons)
 	if err != nil {
 		return a, err
+	}
+	var codings [][3]*string
+	if err := json.Unmarshal([]byte(reasons.String), &codings); reasons.Valid && err != nil {
+		return a, err
+	}
+	for _, c := range codings {
+		a.StatusReason = append(a.StatusReason, mapping.Coding{System: deref(c[0]), Code: deref(c[1]), Display: deref(c[2])})
 	}
 	a.Order, a.Patient, a.Start, a.End = order.String, patient.String, parseStored(start), parseStored(end)
 	a.Drug.Coding = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
@@ -149,6 +164,32 @@ func scanAssessment(rows *sql.Rows) (mapping.Assessment, error) {
 	a.ValueCode = mapping.Coding{System: vs.String, Code: vc.String, Display: vd.String}
 	a.Effective, a.EffectiveEnd, a.Administration = parseStored(eff), parseStored(effEnd), adm.String
 	return a, nil
+}
+
+const findingColumns = `id, owner, key, rule, status, severity, code, patient, identified, protocol, implicated`
+
+func scanFinding(rows *sql.Rows) (mapping.Finding, error) {
+	var fd mapping.Finding
+	var rule, severity, code, patient, identified, protocol, implicated sql.NullString
+	err := rows.Scan(&fd.ID, &fd.Owner, &fd.Key, &rule, &fd.Status, &severity, &code, &patient, &identified, &protocol, &implicated)
+	if err != nil {
+		return fd, err
+	}
+	fd.Rule, fd.Severity, fd.Code, fd.Patient = rule.String, severity.String, code.String, patient.String
+	fd.Identified, fd.Protocol = parseStored(identified), protocol.String
+	if implicated.Valid {
+		if err := json.Unmarshal([]byte(implicated.String), &fd.Implicated); err != nil {
+			return fd, err
+		}
+	}
+	return fd, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func parseStored(s sql.NullString) time.Time {
@@ -249,12 +290,43 @@ func (f *Facts) PatientAdministrations(patient string, from, to time.Time) ([]ma
 // OpenFindings returns the findings a resource's checks raised that are not
 // closed.
 func (f *Facts) OpenFindings(owner string) ([]mapping.Finding, error) {
-	return collect(f, func(rows *sql.Rows) (mapping.Finding, error) {
-		var fd mapping.Finding
-		var rule, severity, code, patient, identified, protocol sql.NullString
-		err := rows.Scan(&fd.ID, &fd.Owner, &fd.Key, &rule, &fd.Status, &severity, &code, &patient, &identified, &protocol)
-		fd.Rule, fd.Severity, fd.Code, fd.Patient = rule.String, severity.String, code.String, patient.String
-		fd.Identified, fd.Protocol = parseStored(identified), protocol.String
-		return fd, err
-	}, openFindingsQuery, owner)
+	return collect(f, scanFinding, openFindingsQuery, owner)
+}
+
+// PatientOrders returns a patient's orders, by authoredOn.
+func (f *Facts) PatientOrders(patient string) ([]mapping.Order, error) {
+	return collect(f, scanOrder, patientOrdersQuery, patient)
+}
+
+// SessionAssessments returns a patient's assessments effective in
+// [from, to] and those part of one of the administrations (ids), by
+// effective time; entered-in-error and cancelled observations are left out.
+func (f *Facts) SessionAssessments(patient string, from, to time.Time, administrations []string) ([]mapping.Assessment, error) {
+	ids, err := json.Marshal(administrations)
+	if err != nil {
+		return nil, err
+	}
+	return collect(f, scanAssessment, sessionAssessmentsQuery, patient, formatTime(from), formatTime(to), string(ids))
+}
+
+// ImplicatingFindings returns the open findings that implicate one of the
+// resources ("Type/id"): those of the patient, and those raised by the
+// resources themselves, kept when they name one of them.
+func (f *Facts) ImplicatingFindings(patient string, resources []string) ([]mapping.Finding, error) {
+	owners, err := json.Marshal(resources)
+	if err != nil {
+		return nil, err
+	}
+	all, err := collect(f, scanFinding, implicatingFindingsQuery, patient, string(owners))
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, fd := range all {
+		if slices.ContainsFunc(fd.Implicated, func(r string) bool { return slices.Contains(resources, r) }) ||
+			slices.Contains(resources, fd.Owner) {
+			out = append(out, fd)
+		}
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"database/sql"
+	"encoding/json"
 	"time"
 
 	"infusion/mapping"
@@ -49,8 +50,8 @@ func (m *modelStatements) prepare(prep func(string) *sql.Stmt) {
 		effective, effective_end, administration_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	m.deleteFinding = prep(`DELETE FROM findings WHERE id = ?`)
-	m.insertFinding = prep(`INSERT INTO findings (id, version, owner, key, rule, status, severity, code, patient, identified, protocol)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	m.insertFinding = prep(`INSERT INTO findings (id, version, owner, key, rule, status, severity, code, patient, identified, protocol,
+		implicated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 }
 
 func (m *modelStatements) all() []*sql.Stmt {
@@ -141,7 +142,7 @@ func replaceRows(t *Tx, typ, id string, version int, rows mapping.Rows, fresh bo
 	}
 	if f := rows.Finding; f != nil {
 		if err := exec(m.insertFinding, id, version, f.Owner, f.Key, null(f.Rule), f.Status, null(f.Severity), null(f.Code),
-			null(f.Patient), instant(f.Identified), null(f.Protocol)); err != nil {
+			null(f.Patient), instant(f.Identified), null(f.Protocol), jsonList(f.Implicated)); err != nil {
 			return err
 		}
 	}
@@ -212,4 +213,16 @@ func rangeOf(r *mapping.Range) (low, high, unit any) {
 		return low, high, lu
 	}
 	return low, high, hu
+}
+
+// jsonList stores a list of strings as a JSON array; an empty list as NULL.
+func jsonList(list []string) any {
+	if len(list) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(list)
+	if err != nil {
+		return nil
+	}
+	return string(data)
 }

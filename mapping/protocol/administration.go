@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -361,7 +362,7 @@ func (e *env) thresholds(name string, as mapping.Assessment, adm mapping.Adminis
 		if !hasCode(t.Codes, as.Code) {
 			continue
 		}
-		v, err := ucum.Convert(as.Value.Value, as.Value.Unit, t.Unit)
+		crossed, bound, err := t.Crossed(as)
 		expr := "Observation.valueQuantity"
 		if as.Index > 0 {
 			expr = fmt.Sprintf("Observation.component[%d].valueQuantity", as.Index-1)
@@ -376,7 +377,7 @@ func (e *env) thresholds(name string, as mapping.Assessment, adm mapping.Adminis
 			f.Severity, f.CodeText = SeverityWarning, t.Name+" not checked"
 			f.Detail = fmt.Sprintf("%s %s %s during MedicationAdministration/%s could not be checked against the stop threshold: %v.",
 				t.Name, num3(as.Value.Value), as.Value.Unit, adm.ID, err)
-		} else if crossed, bound := crosses(v, t.Above, t.AtOrAbove, t.Below); crossed {
+		} else if crossed {
 			f.Detail = fmt.Sprintf("%s %s %s at %s during MedicationAdministration/%s (%s) is %s %s, the stop threshold of protocol %s.",
 				t.Name, num3(as.Value.Value), as.Value.Unit, as.Effective.UTC().Format(time.RFC3339), adm.ID, drugName(adm.Drug),
 				bound, t.Unit, p.ID)
@@ -390,6 +391,25 @@ func (e *env) thresholds(name string, as mapping.Assessment, adm mapping.Adminis
 	if worst != nil {
 		e.add(*worst)
 	}
+}
+
+// Crossed reports whether an assessment's value is beyond the threshold,
+// and which bound it passed ("above 180"); the error says why a value of
+// the threshold's code cannot be compared (no value, a unit that does not
+// convert). An assessment of another code never crosses.
+func (t Threshold) Crossed(as mapping.Assessment) (bool, string, error) {
+	if !hasCode(t.Codes, as.Code) {
+		return false, "", nil
+	}
+	if as.Value == nil {
+		return false, "", errors.New("the observation has no numeric value")
+	}
+	v, err := ucum.Convert(as.Value.Value, as.Value.Unit, t.Unit)
+	if err != nil {
+		return false, "", err
+	}
+	crossed, bound := crosses(v, t.Above, t.AtOrAbove, t.Below)
+	return crossed, bound, nil
 }
 
 func rank(s Severity) int {

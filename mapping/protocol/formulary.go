@@ -53,6 +53,10 @@ type Settings struct {
 	// DuringWindow is how long after an administration's start, when it has
 	// no end, an observation counts as taken during it.
 	DuringWindow Amount `yaml:"duringWindow" json:"duringWindow"`
+	// SessionWindow is how long before a session's start and after its end
+	// a pain score or side effect belongs to the session, in a treatment
+	// course.
+	SessionWindow Amount `yaml:"sessionWindow" json:"sessionWindow"`
 	// IntravenousRoutes are the route codes of an infusion (SNOMED CT).
 	IntravenousRoutes []Code `yaml:"intravenousRoutes" json:"intravenousRoutes"`
 }
@@ -249,6 +253,9 @@ func (f *Formulary) fillDefaults() {
 		}
 	}
 	system(f.Settings.IntravenousRoutes, mapping.SystemSNOMED)
+	if f.Settings.SessionWindow == (Amount{}) {
+		f.Settings.SessionWindow = Amount{Value: 2, Unit: "h"}
+	}
 	for i := range f.Protocols {
 		p := &f.Protocols[i]
 		system(p.Drug.RxNorm, mapping.SystemRxNorm)
@@ -374,6 +381,7 @@ func (f *Formulary) check() error {
 	}
 	c.unit("settings.weightWindow.unit", f.Settings.WeightWindow.Unit, "d")
 	c.unit("settings.duringWindow.unit", f.Settings.DuringWindow.Unit, "h")
+	c.unit("settings.sessionWindow.unit", f.Settings.SessionWindow.Unit, "h")
 	c.codes("settings.intravenousRoutes", f.Settings.IntravenousRoutes)
 	seen := map[string]bool{}
 	for i := range f.Protocols {

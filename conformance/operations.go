@@ -1,0 +1,35 @@
+package conformance
+
+import (
+	"embed"
+	"io/fs"
+	"strings"
+)
+
+// OperationBase is the canonical base of the OperationDefinitions of this
+// server's own operations; GET /OperationDefinition/{name} serves each.
+const OperationBase = "https://infusion.example.org/fhir/OperationDefinition/"
+
+//go:embed operations/*.json
+var operationFiles embed.FS
+
+// OperationDefinition returns the OperationDefinition (JSON) of one of this
+// server's own operations, by name; false when it has none.
+func OperationDefinition(name string) ([]byte, bool) {
+	if strings.ContainsAny(name, "/\\.") {
+		return nil, false
+	}
+	data, err := operationFiles.ReadFile("operations/" + name + ".json")
+	return data, err == nil
+}
+
+// OperationNames returns the names of the operations that have an
+// OperationDefinition here.
+func OperationNames() []string {
+	files, _ := fs.Glob(operationFiles, "operations/*.json")
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = strings.TrimSuffix(strings.TrimPrefix(f, "operations/"), ".json")
+	}
+	return names
+}
