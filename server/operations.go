@@ -35,8 +35,8 @@ func parameters(list []parameter) map[string]any {
 	return map[string]any{"resourceType": "Parameters", "parameter": list}
 }
 
-func str(name, s string) parameter        { return value(name, "String", s) }
-func code(name, c string) parameter       { return value(name, "Code", c) }
+func str(name, s string) parameter         { return value(name, "String", s) }
+func code(name, c string) parameter        { return value(name, "Code", c) }
 func integer(name string, n int) parameter { return value(name, "Integer", n) }
 func ref(name, reference string) parameter {
 	return value(name, "Reference", map[string]any{"reference": reference})
@@ -148,23 +148,12 @@ func monitoringParts(m protocol.Monitoring, detail bool) []parameter {
 	if due > 0 {
 		out = append(out, quantity("compliance", float64(met)/float64(due)*100, "%"))
 	}
-	if !detail {
+	if detail {
+		for _, r := range m.Requirements {
+			out = append(out, group("observation", requirementParts(r)))
+		}
+	} else {
 		out = append(out, missingByRule(m.Requirements)...)
-	}
-	for _, r := range m.Requirements {
-		if !detail {
-			continue
-		}
-		parts := []parameter{str("name", r.Monitor.Name)}
-		for _, cd := range r.Monitor.Codes {
-			parts = append(parts, coding("code", mapping.Coding{System: cd.System, Code: cd.Code, Display: cd.Display}))
-		}
-		parts = append(parts, code("when", r.Monitor.When), period("window", r.From, r.To), code("status", string(r.Status)))
-		if r.Observation != "" {
-			parts = append(parts, ref("observation", r.Observation), value("effective", "DateTime", fhir.FormatInstant(r.Effective)))
-		}
-		parts = append(parts, str("source", r.Monitor.Source))
-		out = append(out, group("observation", parts))
 	}
 	for _, x := range m.Crossings {
 		a := x.Assessment
@@ -177,6 +166,19 @@ func monitoringParts(m protocol.Monitoring, detail bool) []parameter {
 		out = append(out, group("thresholdCrossed", parts))
 	}
 	return out
+}
+
+// requirementParts renders one required observation.
+func requirementParts(r protocol.Requirement) []parameter {
+	parts := []parameter{str("name", r.Monitor.Name)}
+	for _, cd := range r.Monitor.Codes {
+		parts = append(parts, coding("code", mapping.Coding{System: cd.System, Code: cd.Code, Display: cd.Display}))
+	}
+	parts = append(parts, code("when", r.Monitor.When), period("window", r.From, r.To), code("status", string(r.Status)))
+	if r.Observation != "" {
+		parts = append(parts, ref("observation", r.Observation), value("effective", "DateTime", fhir.FormatInstant(r.Effective)))
+	}
+	return append(parts, str("source", r.Monitor.Source))
 }
 
 // missingByRule words, for each monitoring rule with missing
@@ -309,7 +311,11 @@ func sessionParts(s protocol.Session, planned int) []parameter {
 	for _, r := range a.StatusReason {
 		out = append(out, coding("statusReason", r))
 	}
-	out = append(out, period("period", a.Start, a.End))
+	end := a.End
+	if !end.After(a.Start) {
+		end = time.Time{} // an effectiveDateTime: a start only
+	}
+	out = append(out, period("period", a.Start, end))
 	if s.DurationMinutes > 0 {
 		out = append(out, quantity("duration", s.DurationMinutes, "min"))
 	}

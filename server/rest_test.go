@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"infusion/conformance"
 	"infusion/fhir/fhirtest"
 	"infusion/server"
 )
@@ -581,16 +582,7 @@ func TestCapabilityStatementWalk(t *testing.T) {
 			t.Errorf("%s: no operations declared", typ)
 		}
 		for _, op := range asList(res["operation"]) {
-			op := op.(map[string]any)
-			if op["name"] != "validate" {
-				t.Errorf("%s: operation %v is not walked", typ, op["name"])
-				continue
-			}
-			walked++
-			r := ts.do(t, http.MethodPost, "/"+typ+"/$validate", body)
-			if r.status != http.StatusOK || !strings.Contains(string(r.body), "valid for create") {
-				t.Errorf("%s $validate: %d %s", typ, r.status, r.body)
-			}
+			walked += walkOperation(t, ts, typ, id, body, op.(map[string]any))
 		}
 		for _, in := range res["interaction"].([]any) {
 			code := in.(map[string]any)["code"].(string)
@@ -653,15 +645,7 @@ func TestCapabilityStatementWalk(t *testing.T) {
 		}
 	}
 	for _, op := range asList(rest["operation"]) {
-		name := op.(map[string]any)["name"].(string)
-		if name != "formulary" {
-			t.Errorf("system operation %s not walked", name)
-			continue
-		}
-		walked++
-		if r := ts.do(t, http.MethodGet, "/$formulary", ""); r.status != http.StatusOK || r.json(t)["version"] == nil {
-			t.Errorf("$formulary: %d %s", r.status, r.body)
-		}
+		walked += walkOperation(t, ts, "", "", "", op.(map[string]any))
 	}
 	if doc, _ := rest["documentation"].(string); !strings.Contains(doc, "policy warn") {
 		t.Errorf("rest.documentation %q does not state the protocol policy", doc)
@@ -669,6 +653,48 @@ func TestCapabilityStatementWalk(t *testing.T) {
 	if walked < 100 {
 		t.Errorf("walked %d interactions; the statement claims too few", walked)
 	}
+}
+
+// walkOperation performs an operation the CapabilityStatement claims, on
+// a type and id when it is one of a type, and reads its definition when it
+// is one of this server's: the definition is served, and what the
+// operation answers conforms to it.
+func walkOperation(t *testing.T, ts *testServer, typ, id, body string, op map[string]any) int {
+	t.Helper()
+	name, canonical := op["name"].(string), op["definition"].(string)
+	var def map[string]any
+	if own, ok := strings.CutPrefix(canonical, conformance.OperationBase); ok {
+		r := ts.do(t, http.MethodGet, "/OperationDefinition/"+own, "")
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: the definition %s: %d %s", name, canonical, r.status, r.body)
+		}
+		if def = r.json(t); def["url"] != canonical || def["code"] != name {
+			t.Errorf("%s: definition url %v code %v", name, def["url"], def["code"])
+		}
+	}
+	path := map[string]string{"monitoring": "/" + typ + "/" + id + "/$monitoring", "course": "/" + typ + "/" + id + "/$course",
+		"formulary": "/$formulary", "infusion-summary": "/Patient/pat-crps-1/$infusion-summary"}[name]
+	var r response
+	switch {
+	case name == "validate":
+		r = ts.do(t, http.MethodPost, "/"+typ+"/$validate", body)
+		if !strings.Contains(string(r.body), "valid for create") {
+			t.Errorf("%s $validate: %s", typ, r.body)
+		}
+	case path != "":
+		r = ts.do(t, http.MethodGet, path, "")
+	default:
+		t.Errorf("%s: operation %s is not walked", typ, name)
+		return 0
+	}
+	if r.status != http.StatusOK {
+		t.Errorf("%s $%s: %d %s", typ, name, r.status, r.body)
+	} else if out := r.json(t); def != nil && out["resourceType"] == "Parameters" {
+		checkParameters(t, name, def, out)
+	} else if name == "formulary" && out["version"] == nil {
+		t.Errorf("$formulary: %s", r.body)
+	}
+	return 1
 }
 
 // walkReadOnly walks a server-written type: reads, history and search

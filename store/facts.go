@@ -145,14 +145,15 @@ func scanAdministration(rows *sql.Rows) (mapping.Administration, error) {
 }
 
 const assessmentColumns = `observation_id, idx, patient, status, kind, category, system, code, display, value, unit,
-	value_system, value_code, value_display, effective, effective_end, administration_id`
+	value_system, value_code, value_display, value_bool, effective, effective_end, administration_id`
 
 func scanAssessment(rows *sql.Rows) (mapping.Assessment, error) {
 	var a mapping.Assessment
 	var patient, category, system, code, display, unit, vs, vc, vd, eff, effEnd, adm sql.NullString
 	var value sql.NullFloat64
+	var b sql.NullBool
 	err := rows.Scan(&a.Observation, &a.Index, &patient, &a.Status, &a.Kind, &category, &system, &code, &display,
-		&value, &unit, &vs, &vc, &vd, &eff, &effEnd, &adm)
+		&value, &unit, &vs, &vc, &vd, &b, &eff, &effEnd, &adm)
 	if err != nil {
 		return a, err
 	}
@@ -162,6 +163,9 @@ func scanAssessment(rows *sql.Rows) (mapping.Assessment, error) {
 		a.Value = &mapping.Quantity{Value: value.Float64, Unit: unit.String}
 	}
 	a.ValueCode = mapping.Coding{System: vs.String, Code: vc.String, Display: vd.String}
+	if b.Valid {
+		a.ValueBool = &b.Bool
+	}
 	a.Effective, a.EffectiveEnd, a.Administration = parseStored(eff), parseStored(effEnd), adm.String
 	return a, nil
 }

@@ -266,7 +266,7 @@ func (c *Checker) sessionDose(facts Facts, order mapping.Order, a mapping.Admini
 		mg, evidence = got.value*minutes/60, got.evidence
 		via = fmt.Sprintf("%s for %s min", amount(a.Rate.Value, a.Rate.Unit), num3(minutes))
 		if got.via != "" {
-			via += ", " + got.via
+			via += fmt.Sprintf(" (%s %s)", amount(got.value, "mg/h"), got.via)
 		}
 	case a.Rate != nil:
 		return nil, "the administration gives a rate but no end, so the amount given is unknown", nil
