@@ -1,6 +1,8 @@
 package conformance
 
 import (
+	"bytes"
+	"encoding/json"
 	"embed"
 	"io/fs"
 	"strings"
@@ -20,7 +22,14 @@ func OperationDefinition(name string) ([]byte, bool) {
 		return nil, false
 	}
 	data, err := operationFiles.ReadFile("operations/" + name + ".json")
-	return data, err == nil
+	if err != nil {
+		return nil, false
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, data); err != nil {
+		return nil, false
+	}
+	return compact.Bytes(), true
 }
 
 // OperationNames returns the names of the operations that have an
