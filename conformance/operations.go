@@ -2,8 +2,8 @@ package conformance
 
 import (
 	"bytes"
-	"encoding/json"
 	"embed"
+	"encoding/json"
 	"io/fs"
 	"strings"
 )
