@@ -181,3 +181,56 @@ func BenchmarkCreateProtocol(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCourse reads the treatment course of a ketamine order with ten
+// sessions (each with pain scores before and after and vital signs every
+// 15 minutes) and the patient's summary, over loopback HTTP from parallel
+// clients, in a database that also holds 200 other patients' courses.
+func BenchmarkCourse(b *testing.B) {
+	ts := newTestServer(b, server.Config{})
+	put := func(it protocolItem) {
+		benchRequest(b, http.MethodPut, ts.URL+"/"+it.Type+"/"+it.ID, []byte(it.body(b)))
+	}
+	for p := 0; p <= 200; p++ {
+		patient, order := "pat-crps-1", "ketamine-order-1"
+		if p > 0 {
+			patient, order = fmt.Sprintf("bench-%d", p), fmt.Sprintf("order-%d", p)
+		}
+		subject := fmt.Sprintf(`{"op":"replace","path":"/subject/reference","value":"Patient/%s"}`, patient)
+		put(protocolItem{Type: "Observation", ID: "weight-" + patient, File: "observation-body-weight.json",
+			Patch: json.RawMessage(`[` + subject + `]`)})
+		put(protocolItem{Type: "MedicationRequest", ID: order, File: "medicationrequest-ketamine-crps.json",
+			Patch: json.RawMessage(`[` + subject + `,{"op":"replace","path":"/dosageInstruction/0/timing/repeat/count","value":10}]`)})
+		for s := 1; s <= 10; s++ {
+			adm := fmt.Sprintf("%s-s%d", order, s)
+			day := fmt.Sprintf("2024-03-%02d", 10+s)
+			put(protocolItem{Type: "MedicationAdministration", ID: adm, File: "medicationadministration-ketamine-completed.json",
+				Patch: json.RawMessage(fmt.Sprintf(`[%s,{"op":"replace","path":"/request/reference","value":"MedicationRequest/%s"},
+				{"op":"replace","path":"/effectivePeriod","value":{"start":"%sT09:00:00+01:00","end":"%sT13:00:00+01:00"}}]`, subject, order, day, day))})
+			for _, o := range []struct{ file, time string }{{"observation-pain-before.json", "08:50"}, {"observation-pain-after.json", "13:15"},
+				{"observation-bp-during.json", "09:30"}, {"observation-bp-during.json", "10:30"}, {"observation-heart-rate.json", "09:30"},
+				{"observation-spo2.json", "09:30"}} {
+				put(protocolItem{Type: "Observation", ID: fmt.Sprintf("%s-%s-%s", adm, o.file[12:len(o.file)-5], o.time[:2]), File: o.file,
+					Patch: json.RawMessage(fmt.Sprintf(`[%s,{"op":"replace","path":"/effectiveDateTime","value":"%sT%s:00+01:00"},
+					{"op":"replace","path":"/partOf","value":[{"reference":"MedicationAdministration/%s"}]}]`, subject, day, o.time, adm))})
+			}
+		}
+	}
+	for _, bench := range []struct{ name, path string }{
+		{"course", "/MedicationRequest/ketamine-order-1/$course"},
+		{"summary", "/Patient/pat-crps-1/$infusion-summary"},
+		{"monitoring", "/MedicationAdministration/ketamine-order-1-s1/$monitoring"},
+	} {
+		b.Run(bench.name, func(b *testing.B) {
+			b.SetParallelism(4)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					benchRequest(b, http.MethodGet, ts.URL+bench.path, nil)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "answers/s")
+		})
+	}
+}
