@@ -103,8 +103,8 @@ type rest struct {
 type resource struct {
 	Type              string        `json:"type"`
 	Profile           string        `json:"profile"`
-	Interaction       []interaction `json:"interaction"`
-	Versioning        string        `json:"versioning"`
+	Interaction       []interaction `json:"interaction,omitempty"`
+	Versioning        string        `json:"versioning,omitempty"`
 	ReadHistory       bool          `json:"readHistory"`
 	UpdateCreate      bool          `json:"updateCreate"`
 	ConditionalCreate bool          `json:"conditionalCreate"`
@@ -152,7 +152,6 @@ func Capability(d Description) CapabilityStatement {
 		rr := resource{
 			Type:              res.Type,
 			Profile:           "http://hl7.org/fhir/StructureDefinition/" + res.Type,
-			Versioning:        "versioned-update",
 			ReadHistory:       slices.Contains(res.Interactions, VRead),
 			UpdateCreate:      slices.Contains(res.Interactions, Update),
 			SearchInclude:     res.SearchInclude,
@@ -164,6 +163,9 @@ func Capability(d Description) CapabilityStatement {
 		}
 		if rr.ConditionalDelete == "" {
 			rr.ConditionalDelete = "not-supported"
+		}
+		if len(res.Interactions) > 0 {
+			rr.Versioning = "versioned-update"
 		}
 		for _, name := range res.Operations {
 			rr.Operation = append(rr.Operation, operation{Name: name, Definition: definition(name)})

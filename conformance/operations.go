@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
-	"io/fs"
 	"strings"
 )
 
@@ -30,15 +29,4 @@ func OperationDefinition(name string) ([]byte, bool) {
 		return nil, false
 	}
 	return compact.Bytes(), true
-}
-
-// OperationNames returns the names of the operations that have an
-// OperationDefinition here.
-func OperationNames() []string {
-	files, _ := fs.Glob(operationFiles, "operations/*.json")
-	names := make([]string, len(files))
-	for i, f := range files {
-		names[i] = strings.TrimSuffix(strings.TrimPrefix(f, "operations/"), ".json")
-	}
-	return names
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"infusion/server"
 )
@@ -352,7 +353,16 @@ func TestCourseEdges(t *testing.T) {
 			want:    []string{"session.doseNote = the administration gives neither a dose nor a rate", "cumulativeDoseSessions = 1"}},
 		{name: "running, windows still open", path: monitoring,
 			patches: map[string]string{"ketamine-admin-1": `[{"op":"replace","path":"/status","value":"in-progress"},{"op":"replace","path":"/effectivePeriod","value":{"start":"2099-01-01T09:00:00Z"}}]`},
-			want:    []string{"pending = 7", "observation.status = pending", "!observation.status = met", "!compliance"}},
+			want:    []string{"required = 6", "pending = 6", "!observation.status = met", "!compliance"}},
+		{name: "running for 20 minutes", path: monitoring,
+			patches: map[string]string{"ketamine-admin-1": fmt.Sprintf(`[{"op":"replace","path":"/status","value":"in-progress"},{"op":"replace","path":"/effectivePeriod","value":{"start":%q}}]`,
+				time.Now().Add(-20*time.Minute).UTC().Format(time.RFC3339))},
+			// Before: 2 missing; during (3 rules): the first interval missing, the one under way pending; after: pending.
+			want: []string{"required = 9", "met = 0", "missing = 5", "pending = 4", "compliance = 0 %"}},
+		{name: "another session's reading", path: monitoring,
+			extra: []protocolItem{{Type: "Observation", ID: "hr-other", File: "observation-heart-rate.json",
+				Patch: json.RawMessage(`[{"op":"replace","path":"/effectiveDateTime","value":"2024-03-11T09:20:00+01:00"},{"op":"replace","path":"/partOf/0/reference","value":"MedicationAdministration/ketamine-admin-2"}]`)}},
+			want: []string{"met = 5", "!Observation/hr-other"}},
 		{name: "a reading on a window's edge counts once", path: monitoring,
 			extra: []protocolItem{{Type: "Observation", ID: "hr-edge", File: "observation-heart-rate.json",
 				Patch: json.RawMessage(`[{"op":"replace","path":"/effectiveDateTime","value":"2024-03-11T09:15:00+01:00"},{"op":"remove","path":"/partOf"}]`)}},

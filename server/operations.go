@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -28,11 +29,16 @@ type parameter map[string]any
 func value(name, kind string, v any) parameter { return parameter{"name": name, "value" + kind: v} }
 
 func group(name string, parts []parameter) parameter {
-	return parameter{"name": name, "part": parts}
+	return parameter{"name": name, "part": present(parts)}
 }
 
 func parameters(list []parameter) map[string]any {
-	return map[string]any{"resourceType": "Parameters", "parameter": list}
+	return map[string]any{"resourceType": "Parameters", "parameter": present(list)}
+}
+
+// present drops the parameters left out for having no value (nil).
+func present(list []parameter) []parameter {
+	return slices.DeleteFunc(list, func(p parameter) bool { return p == nil })
 }
 
 func str(name, s string) parameter         { return value(name, "String", s) }
@@ -62,6 +68,9 @@ func coding(name string, c mapping.Coding) parameter {
 			m[k] = v
 		}
 	}
+	if len(m) == 0 {
+		return nil
+	}
 	return value(name, "Coding", m)
 }
 
@@ -72,6 +81,9 @@ func period(name string, from, to time.Time) parameter {
 	}
 	if !to.IsZero() {
 		p["end"] = fhir.FormatInstant(to)
+	}
+	if len(p) == 0 {
+		return nil
 	}
 	return value(name, "Period", p)
 }

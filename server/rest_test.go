@@ -566,8 +566,17 @@ func TestCapabilityStatementWalk(t *testing.T) {
 	for _, res := range rest["resource"].([]any) {
 		res := res.(map[string]any)
 		typ := res["type"].(string)
-		if typ == "DetectedIssue" {
+		switch {
+		case typ == "DetectedIssue":
 			walked += walkReadOnly(t, ts, res)
+			continue
+		case examples[typ] == "": // a type with operations only
+			if len(asList(res["interaction"])) > 0 || len(asList(res["searchParam"])) > 0 || res["versioning"] != nil {
+				t.Errorf("%s: claims more than operations: %v", typ, res)
+			}
+			for _, op := range asList(res["operation"]) {
+				walked += walkOperation(t, ts, typ, "pat-crps-1", "", op.(map[string]any))
+			}
 			continue
 		}
 		body := example(t, examples[typ])
@@ -673,7 +682,7 @@ func walkOperation(t *testing.T, ts *testServer, typ, id, body string, op map[st
 		}
 	}
 	path := map[string]string{"monitoring": "/" + typ + "/" + id + "/$monitoring", "course": "/" + typ + "/" + id + "/$course",
-		"formulary": "/$formulary", "infusion-summary": "/Patient/pat-crps-1/$infusion-summary"}[name]
+		"formulary": "/$formulary", "infusion-summary": "/" + typ + "/" + id + "/$infusion-summary"}[name]
 	var r response
 	switch {
 	case name == "validate":

@@ -392,15 +392,26 @@ func (s *Server) capabilities(c echo.Context) error {
 		}
 	}
 	d.Compartments = []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}
+	operationsOf := map[string]int{} // index in d.Resources of the types with operations only
 	for _, r := range s.routes {
 		if r.perType() || s.types[r.resource] {
 			continue
 		}
 		for _, c := range r.capabilities {
-			if name, ok := strings.CutPrefix(c, operationPrefix); ok {
-				d.Operations = append(d.Operations, name)
-			} else {
+			name, isOp := strings.CutPrefix(c, operationPrefix)
+			switch {
+			case !isOp:
 				d.System = append(d.System, c)
+			case r.resource == "":
+				d.Operations = append(d.Operations, name)
+			default:
+				i, ok := operationsOf[r.resource]
+				if !ok {
+					i = len(d.Resources)
+					operationsOf[r.resource] = i
+					d.Resources = append(d.Resources, conformance.Resource{Type: r.resource})
+				}
+				d.Resources[i].Operations = append(d.Resources[i].Operations, name)
 			}
 		}
 	}

@@ -359,10 +359,10 @@ func (e *env) runningAt(as mapping.Assessment) ([]mapping.Administration, error)
 func (e *env) thresholds(name string, as mapping.Assessment, adm mapping.Administration, p *Protocol) {
 	var worst *Finding
 	for _, t := range p.StopThresholds {
-		if !hasCode(t.Codes, as.Code) {
+		crossed, bound, err := t.Crossed(as)
+		if !crossed && err == nil {
 			continue
 		}
-		crossed, bound, err := t.Crossed(as)
 		expr := "Observation.valueQuantity"
 		if as.Index > 0 {
 			expr = fmt.Sprintf("Observation.component[%d].valueQuantity", as.Index-1)
@@ -377,12 +377,10 @@ func (e *env) thresholds(name string, as mapping.Assessment, adm mapping.Adminis
 			f.Severity, f.CodeText = SeverityWarning, t.Name+" not checked"
 			f.Detail = fmt.Sprintf("%s %s %s during MedicationAdministration/%s could not be checked against the stop threshold: %v.",
 				t.Name, num3(as.Value.Value), as.Value.Unit, adm.ID, err)
-		} else if crossed {
+		} else {
 			f.Detail = fmt.Sprintf("%s %s %s at %s during MedicationAdministration/%s (%s) is %s %s, the stop threshold of protocol %s.",
 				t.Name, num3(as.Value.Value), as.Value.Unit, as.Effective.UTC().Format(time.RFC3339), adm.ID, drugName(adm.Drug),
 				bound, t.Unit, p.ID)
-		} else {
-			continue
 		}
 		if worst == nil || rank(f.Severity) > rank(worst.Severity) {
 			worst = &f

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"infusion/mapping"
@@ -92,6 +93,7 @@ func (c *Checker) TreatmentCourse(facts CourseFacts, order mapping.Order, now ti
 	if err != nil {
 		return co, err
 	}
+	adms = slices.DeleteFunc(adms, func(a mapping.Administration) bool { return a.Status == "entered-in-error" })
 	refs := []string{"MedicationRequest/" + order.ID}
 	ids := make([]string, len(adms))
 	for i, a := range adms {
@@ -155,9 +157,9 @@ func (c *Checker) TreatmentCourse(facts CourseFacts, order mapping.Order, now ti
 func (c *Checker) courseSpan(p *Protocol, adms []mapping.Administration, now time.Time) (from, to time.Time) {
 	window := duration(c.f.Settings.SessionWindow)
 	for i, a := range adms {
-		f, t := a.Start.Add(-window), c.sessionEnd(a, now).Add(window)
+		f, t := a.Start.Add(-window), sessionEnd(a, now).Add(window)
 		if p != nil {
-			pf, pt := c.monitoringSpan(p, a, now)
+			pf, pt := monitoringSpan(p, a, now)
 			f, t = earlier(f, pf), later(t, pt)
 		}
 		if i == 0 || f.Before(from) {
@@ -191,12 +193,12 @@ func (c *Checker) session(facts Facts, co *TreatmentCourse, a mapping.Administra
 		s.DurationMinutes = a.End.Sub(a.Start).Minutes()
 	}
 	window := duration(c.f.Settings.SessionWindow)
-	start, end := a.Start, c.sessionEnd(a, now)
+	start, end := a.Start, sessionEnd(a, now)
 	for i := range as {
 		x := &as[i]
 		part := x.Administration == a.ID
 		switch {
-		case x.Index != 0:
+		case x.Index != 0, x.Administration != "" && !part: // another session's
 		case x.Kind == mapping.KindPain && x.Value != nil:
 			if !x.Effective.After(start) && (part || !x.Effective.Before(start.Add(-window))) {
 				s.PainBefore = x
@@ -300,6 +302,9 @@ func (c *Checker) TreatmentCourses(facts CourseFacts, patient string, now time.T
 	}
 	var out []TreatmentCourse
 	for _, o := range orders {
+		if o.Status == "entered-in-error" {
+			continue
+		}
 		co, err := c.TreatmentCourse(facts, o, now)
 		if err != nil {
 			return nil, err

@@ -458,8 +458,14 @@ func (f *Formulary) check() error {
 			if m.Window != nil {
 				c.unit(field+".window.unit", m.Window.Unit, "min")
 			}
-			if m.When == "during" && m.Every == nil {
+			if m.When == "during" && (m.Every == nil || m.Every.Value <= 0) {
 				c.failf(field+".every", "a during rule says how often")
+			}
+			if (m.When == "before" || m.When == "after") && (m.Window == nil || m.Window.Value <= 0) {
+				c.failf(field+".window", "a rule %s the session says within how long", m.When)
+			}
+			if m.Name == "" {
+				c.failf(field+".name", "missing")
 			}
 			if m.Source == "" {
 				c.failf(field+".source", "missing")

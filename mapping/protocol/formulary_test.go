@@ -43,6 +43,8 @@ func TestBadFormulary(t *testing.T) {
       source: "Derived: 0.5 mg/kg/h x 4 h x 10 days (CRPS regimen, Cohen et al., RAPM 2018)"`, "      max: 20", `protocol "ketamine-iv-chronic-pain": courseDose.source: missing`},
 		{"two threshold bounds", `above: 180, unit: "mm[Hg]"`, `above: 180, below: 80, unit: "mm[Hg]"`, `stopThresholds[0]: give exactly one of above, atOrAbove or below`},
 		{"bad when", "when: after, window: {value: 2, unit: h}, source: \"Wren", "when: later, window: {value: 2, unit: h}, source: \"Wren", `protocol "lidocaine-iv-neuropathic": monitoring[4].when: "later"`},
+		{"after rule without a window", "when: after, window: {value: 2, unit: h}, source: \"Wren", "when: after, source: \"Wren", `protocol "lidocaine-iv-neuropathic": monitoring[4].window: a rule after the session says within how long`},
+		{"bad session window", "sessionWindow: {value: 2, unit: h}", "sessionWindow: {value: 2, unit: mg}", `settings.sessionWindow.unit: unit "mg" is mass`},
 		{"no version", `version: "2026.11.1"`, ``, "version: missing"},
 		{"bad tolerance", "tolerancePercent: 10", "tolerancePercent: 150", "settings.tolerancePercent: 150"},
 		{"bad code", "code: PREG", "code: PREGNANT", `selection[1].code: "PREGNANT"`},

@@ -85,7 +85,7 @@ func (c *Checker) Monitoring(facts CourseFacts, adm mapping.Administration, now 
 	if m.Reason = c.unmonitored(m.Protocol, adm); m.Reason != "" {
 		return m, nil
 	}
-	from, to := c.monitoringSpan(m.Protocol, adm, now)
+	from, to := monitoringSpan(m.Protocol, adm, now)
 	as, err := facts.SessionAssessments(adm.Patient, from, to, []string{adm.ID})
 	if err != nil {
 		return m, err
@@ -94,60 +94,55 @@ func (c *Checker) Monitoring(facts CourseFacts, adm mapping.Administration, now 
 	return m, nil
 }
 
-// sessionEnd is when a session ended: its end, or for one still running
-// or without an end, the start plus the formulary's during window (capped
-// at now while it runs).
-func (c *Checker) sessionEnd(adm mapping.Administration, now time.Time) time.Time {
-	if adm.End.After(adm.Start) {
+// sessionEnd is when a session ended: its end; for one still running,
+// now; for one without an end, its start.
+func sessionEnd(adm mapping.Administration, now time.Time) time.Time {
+	switch {
+	case adm.End.After(adm.Start):
 		return adm.End
+	case adm.Status == "in-progress" && now.After(adm.Start):
+		return now
 	}
-	end := adm.Start.Add(duration(c.f.Settings.DuringWindow))
-	if adm.Status == "in-progress" && now.Before(end) && now.After(adm.Start) {
-		end = now
-	}
-	return end
+	return adm.Start
 }
 
 // monitoringSpan is the time span in which a session's required
 // observations may fall.
-func (c *Checker) monitoringSpan(p *Protocol, adm mapping.Administration, now time.Time) (time.Time, time.Time) {
-	from, to := adm.Start, c.sessionEnd(adm, now)
+func monitoringSpan(p *Protocol, adm mapping.Administration, now time.Time) (from, to time.Time) {
+	from, to = adm.Start, sessionEnd(adm, now)
 	for _, mon := range p.Monitoring {
-		if mon.Window == nil {
-			continue
-		}
-		switch mon.When {
-		case "before":
-			if t := adm.Start.Add(-duration(*mon.Window)); t.Before(from) {
-				from = t
-			}
-		case "after":
-			if t := c.sessionEnd(adm, now).Add(duration(*mon.Window)); t.After(to) {
-				to = t
-			}
+		for _, w := range windows(&mon, adm, now) {
+			from, to = earlier(from, w[0]), later(to, w[1])
 		}
 	}
 	return from, to
 }
 
 // judge fills the requirements and crossings of m from the assessments of
-// the session's span.
+// the session's span. Readings part of another administration are not
+// this session's.
 func (c *Checker) judge(m *Monitoring, as []mapping.Assessment, now time.Time) {
 	adm := m.Administration
-	start, end := adm.Start, c.sessionEnd(adm, now)
+	mine := make([]mapping.Assessment, 0, len(as))
+	for _, a := range as {
+		if a.Administration == "" || a.Administration == adm.ID {
+			mine = append(mine, a)
+		}
+	}
 	for i := range m.Protocol.Monitoring {
 		mon := &m.Protocol.Monitoring[i]
-		for _, w := range windows(mon, start, end) {
+		for _, w := range windows(mon, adm, now) {
 			r := Requirement{Monitor: mon, From: w[0], To: w[1], Status: Missing}
-			if found := pick(as, mon, w[0], w[1], mon.When == "before"); found != nil {
+			if found := pick(mine, mon, w[0], w[1], mon.When == "before"); found != nil {
 				r.Status, r.Observation, r.Effective = Met, "Observation/"+found.Observation, found.Effective
-			} else if now.Before(w[1]) {
+			} else if !now.After(w[1]) {
 				r.Status = Pending
 			}
 			m.Requirements = append(m.Requirements, r)
 		}
 	}
-	for _, a := range as {
+	start, end := adm.Start, sessionEnd(adm, now)
+	for _, a := range mine {
 		during := a.Administration == adm.ID || !a.Effective.Before(start) && !a.Effective.After(end)
 		if !during || a.Value == nil {
 			continue
@@ -162,29 +157,35 @@ func (c *Checker) judge(m *Monitoring, as []mapping.Assessment, now time.Time) {
 }
 
 // windows returns the windows a monitoring rule requires an observation
-// in: before the start, after the end, or during the session — one for
-// each full interval of every (at least one; the last takes the
-// remainder), or one over the whole session.
-func windows(mon *Monitor, start, end time.Time) [][2]time.Time {
+// in: before the start; after the end; or during the session, one for
+// each full interval of every — the last takes the remainder; a session
+// still running has one more for the interval under way; a session
+// without an end needs one, in its first interval.
+func windows(mon *Monitor, adm mapping.Administration, now time.Time) [][2]time.Time {
+	start, end := adm.Start, sessionEnd(adm, now)
 	switch mon.When {
 	case "before":
 		return [][2]time.Time{{start.Add(-duration(*mon.Window)), start}}
 	case "after":
 		return [][2]time.Time{{end, end.Add(duration(*mon.Window))}}
 	}
-	if mon.Every == nil {
+	every, elapsed := duration(*mon.Every), end.Sub(start)
+	if every <= 0 {
 		return [][2]time.Time{{start, end}}
 	}
-	every := duration(*mon.Every)
-	n := 1
-	if every > 0 {
-		n = max(1, int(end.Sub(start)/every))
+	running := adm.Status == "in-progress" && !adm.End.After(adm.Start)
+	n := int(elapsed / every)
+	if running && elapsed%every != 0 {
+		n++
 	}
+	n = max(1, n)
 	out := make([][2]time.Time, n)
 	for i := range out { // half-open but the last, so that one reading meets one window
 		out[i] = [2]time.Time{start.Add(time.Duration(i) * every), start.Add(time.Duration(i+1)*every - time.Nanosecond)}
 	}
-	out[n-1][1] = end
+	if !running && end.After(start) {
+		out[n-1][1] = end
+	}
 	return out
 }
 
