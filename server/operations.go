@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"infusion/mapping"
 	"infusion/mapping/protocol"
 	"infusion/mapping/ucum"
+	"infusion/store"
 )
 
 // The infusion operations: monitoring compliance of an administration, the
@@ -101,24 +101,15 @@ func scoreUnit(q *mapping.Quantity) string {
 
 // monitoringOp answers GET /MedicationAdministration/{id}/$monitoring.
 func (s *Server) monitoringOp(c echo.Context) error {
-	ctx := c.Request().Context()
-	id, err := s.current(ctx, "MedicationAdministration", c)
+	facts, adm, err := modelRow(s, c, "MedicationAdministration", (*store.Facts).Administration)
 	if err != nil {
 		return err
-	}
-	facts := s.store.Facts(ctx)
-	adm, err := facts.Administration(id)
-	if err != nil {
-		return err
-	}
-	if adm == nil {
-		return fhir.Errorf(fhir.KindNotFound, fhir.IssueNotFound, "", "MedicationAdministration/%s has no infusion model row", id)
 	}
 	m, err := s.checker.Monitoring(facts, *adm, time.Now())
 	if err != nil {
 		return err
 	}
-	out := []parameter{ref("administration", "MedicationAdministration/"+id), code("status", adm.Status)}
+	out := []parameter{ref("administration", "MedicationAdministration/"+adm.ID), code("status", adm.Status)}
 	if adm.Order != "" {
 		out = append(out, ref("order", "MedicationRequest/"+adm.Order))
 	}
@@ -126,22 +117,28 @@ func (s *Server) monitoringOp(c echo.Context) error {
 	return s.writeJSON(c, http.StatusOK, parameters(out))
 }
 
-// current checks that the :id of the request is a valid id of a current
-// resource of typ (404 when unknown, 410 when deleted) and returns it.
-func (s *Server) current(ctx context.Context, typ string, c echo.Context) (string, error) {
+// modelRow reads the model row of the current resource of typ named by the
+// request's :id: 400 for a malformed id, 404 when unknown, 410 when
+// deleted.
+func modelRow[T any](s *Server, c echo.Context, typ string, load func(*store.Facts, string) (*T, error)) (*store.Facts, *T, error) {
 	id, err := pathID(c)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
+	ctx := c.Request().Context()
 	v, err := s.store.Read(ctx, typ, id)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	if v.Deleted {
-		return "", fhir.Errorf(fhir.KindGone, fhir.IssueDeleted, "", "%s/%s was deleted at %s (version %d)",
-			typ, id, fhir.FormatInstant(v.LastUpdated), v.VersionID)
+		return nil, nil, gone(v)
 	}
-	return id, nil
+	facts := s.store.Facts(ctx)
+	row, err := load(facts, id)
+	if err == nil && row == nil { // written between the two reads
+		err = fhir.Errorf(fhir.KindNotFound, fhir.IssueNotFound, "", "%s/%s has no infusion model row", typ, id)
+	}
+	return facts, row, err
 }
 
 // monitoringParts renders monitoring compliance: the counts, and with
@@ -222,18 +219,9 @@ func missingByRule(reqs []protocol.Requirement) []parameter {
 
 // courseOp answers GET /MedicationRequest/{id}/$course.
 func (s *Server) courseOp(c echo.Context) error {
-	ctx := c.Request().Context()
-	id, err := s.current(ctx, "MedicationRequest", c)
+	facts, order, err := modelRow(s, c, "MedicationRequest", (*store.Facts).Order)
 	if err != nil {
 		return err
-	}
-	facts := s.store.Facts(ctx)
-	order, err := facts.Order(id)
-	if err != nil {
-		return err
-	}
-	if order == nil {
-		return fhir.Errorf(fhir.KindNotFound, fhir.IssueNotFound, "", "MedicationRequest/%s has no infusion model row", id)
 	}
 	co, err := s.checker.TreatmentCourse(facts, *order, time.Now())
 	if err != nil {

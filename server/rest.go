@@ -226,13 +226,18 @@ func (s *Server) vread(c echo.Context) error {
 func (s *Server) respondVersion(c echo.Context, v store.Version, current bool) error {
 	setVersionHeaders(c, v)
 	if v.Deleted {
-		return fhir.Errorf(fhir.KindGone, fhir.IssueDeleted, "", "%s/%s was deleted at %s (version %d)",
-			v.Type, v.ID, fhir.FormatInstant(v.LastUpdated), v.VersionID)
+		return gone(v)
 	}
 	if current && notModified(c.Request(), v) {
 		return c.NoContent(http.StatusNotModified)
 	}
 	return s.writeJSON(c, http.StatusOK, v.Body)
+}
+
+// gone is the error of a read of a deleted resource (410).
+func gone(v store.Version) error {
+	return fhir.Errorf(fhir.KindGone, fhir.IssueDeleted, "", "%s/%s was deleted at %s (version %d)",
+		v.Type, v.ID, fhir.FormatInstant(v.LastUpdated), v.VersionID)
 }
 
 // notModified reports whether a conditional read may answer 304.

@@ -124,8 +124,8 @@ func scanAdministration(rows *sql.Rows) (mapping.Administration, error) {
 	if err != nil {
 		return a, err
 	}
-	var codings [][3]*string
-	if err := json.Unmarshal([]byte(reasons.String), &codings); reasons.Valid && err != nil {
+	var codings [][3]*string // json_group_array: never NULL
+	if err := json.Unmarshal([]byte(reasons.String), &codings); err != nil {
 		return a, err
 	}
 	for _, c := range codings {
