@@ -4,6 +4,7 @@ package conformance
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"infusion/fhir"
@@ -121,11 +122,21 @@ type operation struct {
 	Definition string `json:"definition"`
 }
 
-// definition returns the canonical URL of an operation's definition: the
-// specification's for $validate, this server's for its own.
-func definition(name string) string {
-	if name == "validate" {
+// BulkDataBase is the canonical base of the Bulk Data Access IG's
+// OperationDefinitions.
+const BulkDataBase = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
+
+// definition returns the canonical URL of the definition of an operation
+// of a type ("" at the system level): the specification's for $validate,
+// the Bulk Data IG's for $export, this server's for its own.
+func definition(typ, name string) string {
+	switch {
+	case name == "validate":
 		return "http://hl7.org/fhir/OperationDefinition/Resource-validate"
+	case name == "export" && typ == "":
+		return BulkDataBase + "export"
+	case name == "export":
+		return BulkDataBase + strings.ToLower(typ) + "-export"
 	}
 	return OperationBase + name
 }
@@ -168,7 +179,7 @@ func Capability(d Description) CapabilityStatement {
 			rr.Versioning = "versioned-update"
 		}
 		for _, name := range res.Operations {
-			rr.Operation = append(rr.Operation, operation{Name: name, Definition: definition(name)})
+			rr.Operation = append(rr.Operation, operation{Name: name, Definition: definition(res.Type, name)})
 		}
 		for _, code := range res.Interactions {
 			rr.Interaction = append(rr.Interaction, interaction{Code: code})
@@ -179,7 +190,7 @@ func Capability(d Description) CapabilityStatement {
 		r.Interaction = append(r.Interaction, interaction{Code: code})
 	}
 	for _, name := range d.Operations {
-		r.Operation = append(r.Operation, operation{Name: name, Definition: definition(name)})
+		r.Operation = append(r.Operation, operation{Name: name, Definition: definition("", name)})
 	}
 	r.SearchParam = d.SystemSearchParams
 	r.Compartment = d.Compartments

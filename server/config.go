@@ -41,6 +41,12 @@ type Config struct {
 	Formulary string
 	// Protocol is what the protocol checks do with a write; default warn.
 	Protocol Policy
+	// ExportDir holds the files of Bulk Data exports; default: DBPath
+	// with ".exports" appended.
+	ExportDir string
+	// ExportTTL is how long a finished export and its files are kept;
+	// default 24 h.
+	ExportTTL time.Duration
 }
 
 // The defaults of Config.
@@ -49,6 +55,7 @@ const (
 	DefaultDBPath     = "infusion.db"
 	DefaultMaxBody    = 16 << 20
 	DefaultMaxEntries = 10000
+	DefaultExportTTL  = 24 * time.Hour
 )
 
 func (c Config) withDefaults() Config {
@@ -57,6 +64,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DBPath == "" {
 		c.DBPath = DefaultDBPath
+	}
+	if c.ExportDir == "" {
+		c.ExportDir = c.DBPath + ".exports"
+	}
+	if c.ExportTTL <= 0 {
+		c.ExportTTL = DefaultExportTTL
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = DefaultMaxBody
@@ -80,7 +93,8 @@ func (c Config) withDefaults() Config {
 // ParseFlags reads the serve command's flags; environment variables
 // (INFUSION_ADDR, INFUSION_DB, INFUSION_MAX_BODY, INFUSION_BASE_URL,
 // INFUSION_CONDITIONAL_DELETE, INFUSION_MAX_ENTRIES, INFUSION_FORMULARY,
-// INFUSION_PROTOCOL) give the defaults that flags override.
+// INFUSION_PROTOCOL, INFUSION_EXPORT_DIR, INFUSION_EXPORT_TTL) give the
+// defaults that flags override.
 func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(output)
@@ -98,6 +112,8 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	maxEntries := fs.String("max-entries", or("INFUSION_MAX_ENTRIES", strconv.Itoa(DefaultMaxEntries)), "most entries in a batch or transaction Bundle (env INFUSION_MAX_ENTRIES)")
 	formulary := fs.String("formulary", or("INFUSION_FORMULARY", ""), "protocol formulary YAML file (env INFUSION_FORMULARY; default: the embedded one)")
 	policy := fs.String("protocol", or("INFUSION_PROTOCOL", string(PolicyWarn)), "off, warn or enforce: what the protocol checks do with a write (env INFUSION_PROTOCOL)")
+	exportDir := fs.String("export-dir", or("INFUSION_EXPORT_DIR", ""), "directory of Bulk Data export files (env INFUSION_EXPORT_DIR; default: the -db file with .exports appended)")
+	exportTTL := fs.String("export-ttl", or("INFUSION_EXPORT_TTL", DefaultExportTTL.String()), "how long a finished export and its files are kept, e.g. 24h (env INFUSION_EXPORT_TTL)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -126,7 +142,11 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	default:
 		return Config{}, fmt.Errorf("serve: -protocol %q is not off, warn or enforce", *policy)
 	}
+	ttl, err := time.ParseDuration(*exportTTL)
+	if err != nil || ttl <= 0 {
+		return Config{}, fmt.Errorf("serve: -export-ttl %q is not a positive duration such as 24h", *exportTTL)
+	}
 	return Config{Addr: *addr, DBPath: *db, MaxBody: int64(size), BaseURL: *baseURL,
 		ConditionalDeleteMultiple: *condDelete == "multiple", MaxEntries: entries,
-		Formulary: *formulary, Protocol: Policy(*policy)}, nil
+		Formulary: *formulary, Protocol: Policy(*policy), ExportDir: *exportDir, ExportTTL: ttl}, nil
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"io"
 	"testing"
+	"time"
 
 	"infusion/server"
 )
@@ -14,12 +15,12 @@ func TestParseFlags(t *testing.T) {
 		args []string
 		want server.Config
 	}{
-		{nil, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 16 << 20, MaxEntries: 500, Protocol: server.PolicyWarn}},
+		{nil, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 16 << 20, MaxEntries: 500, Protocol: server.PolicyWarn, ExportTTL: server.DefaultExportTTL}},
 		{[]string{"-addr", ":7000", "-db", "flag.db", "-max-body", "1MiB", "-base-url", "https://fhir.example.org/r4", "-conditional-delete", "multiple", "-max-entries", "50",
-			"-formulary", "clinic.yaml", "-protocol", "enforce"},
+			"-formulary", "clinic.yaml", "-protocol", "enforce", "-export-dir", "/exports", "-export-ttl", "2h"},
 			server.Config{Addr: ":7000", DBPath: "flag.db", MaxBody: 1 << 20, BaseURL: "https://fhir.example.org/r4", ConditionalDeleteMultiple: true, MaxEntries: 50,
-				Formulary: "clinic.yaml", Protocol: server.PolicyEnforce}},
-		{[]string{"-max-body", "2048"}, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 2048, MaxEntries: 500, Protocol: server.PolicyWarn}},
+				Formulary: "clinic.yaml", Protocol: server.PolicyEnforce, ExportDir: "/exports", ExportTTL: 2 * time.Hour}},
+		{[]string{"-max-body", "2048"}, server.Config{Addr: ":9000", DBPath: "/data/env.db", MaxBody: 2048, MaxEntries: 500, Protocol: server.PolicyWarn, ExportTTL: server.DefaultExportTTL}},
 	}
 	for _, tt := range tests {
 		got, err := server.ParseFlags(tt.args, getenv, io.Discard)
@@ -27,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("ParseFlags(%v) = %+v, %v; want %+v", tt.args, got, err, tt.want)
 		}
 	}
-	for _, bad := range [][]string{{"-max-entries", "0"}, {"-max-entries", "many"}, {"-conditional-delete", "all"}, {"-max-body", "big"}, {"-protocol", "strict"}} {
+	for _, bad := range [][]string{{"-max-entries", "0"}, {"-max-entries", "many"}, {"-conditional-delete", "all"}, {"-max-body", "big"}, {"-protocol", "strict"}, {"-export-ttl", "soon"}, {"-export-ttl", "-1h"}} {
 		if _, err := server.ParseFlags(bad, getenv, io.Discard); err == nil {
 			t.Errorf("ParseFlags(%v) accepted", bad)
 		}

@@ -685,6 +685,15 @@ func walkOperation(t *testing.T, ts *testServer, typ, id, body string, op map[st
 		"formulary": "/$formulary", "infusion-summary": "/" + typ + "/" + id + "/$infusion-summary"}[name]
 	var r response
 	switch {
+	case name == "export":
+		// Bulk Data: a kick-off, then its manifest; TestExport checks the files.
+		kick := map[string]string{"": "/$export", "Patient": "/Patient/$export"}[typ]
+		if want := map[string]string{"": conformance.BulkDataBase + "export", "Patient": conformance.BulkDataBase + "patient-export"}[typ]; kick == "" || canonical != want {
+			t.Errorf("%s: export at %q, definition %s", typ, kick, canonical)
+			return 0
+		}
+		ts.awaitExport(t, ts.kickOff(t, kick))
+		return 1
 	case name == "validate":
 		r = ts.do(t, http.MethodPost, "/"+typ+"/$validate", body)
 		if !strings.Contains(string(r.body), "valid for create") {

@@ -41,6 +41,7 @@ import (
 	"infusion/fhir/validate"
 	"infusion/mapping"
 	"infusion/mapping/protocol"
+	"infusion/server/bulk"
 	"infusion/store"
 )
 
@@ -63,6 +64,7 @@ type Store interface {
 	IndexFingerprint(ctx context.Context) (string, error)
 	Reindex(ctx context.Context, fingerprint string, extract store.Extractor) (int, error)
 	Close() error
+	bulk.Store // export jobs and snapshots
 }
 
 var _ Store = (*store.Store)(nil)
@@ -83,6 +85,7 @@ type Server struct {
 	search    *search.Registry
 	mapper    *mapping.Mapper
 	checker   *protocol.Checker
+	bulk      *bulk.Manager
 	echo      *echo.Echo
 	types     map[string]bool
 	routes    []route
@@ -116,6 +119,7 @@ const (
 	operationMonitoring = operationPrefix + "monitoring"
 	operationCourse     = operationPrefix + "course"
 	operationSummary    = operationPrefix + "infusion-summary"
+	operationExport     = operationPrefix + "export"
 )
 
 func caps(c ...string) []string { return c }
@@ -146,6 +150,8 @@ var routeTable = []route{
 	{http.MethodGet, "/MedicationAdministration/:id/$monitoring", caps(operationMonitoring), "MedicationAdministration", (*Server).monitoringOp},
 	{http.MethodGet, "/MedicationRequest/:id/$course", caps(operationCourse), "MedicationRequest", (*Server).courseOp},
 	{http.MethodGet, "/Patient/:pid/$infusion-summary", caps(operationSummary), "Patient", (*Server).infusionSummary},
+	{http.MethodGet, "/$export", caps(operationExport), "", (*Server).exportKickOff},
+	{http.MethodGet, "/Patient/$export", caps(operationExport), "Patient", (*Server).exportKickOff},
 	{http.MethodPost, "/", caps(conformance.Transaction, conformance.Batch), "", (*Server).bundle},
 	{http.MethodGet, "/_history", caps(conformance.HistorySystem), "", (*Server).history},
 	{http.MethodGet, "/", caps(conformance.SearchSystem), "", (*Server).searchSystem},
@@ -214,6 +220,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.bulk, err = bulk.New(ctx, s.store, registry, bulk.Options{Dir: cfg.ExportDir, TTL: cfg.ExportTTL, Logger: cfg.Logger, Types: storedTypes})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -261,6 +272,9 @@ func (s *Server) newEcho() *echo.Echo {
 		},
 	}))
 	e.GET("/healthz", s.healthz)
+	e.GET(exportStatusPath+":id", s.exportStatus)
+	e.DELETE(exportStatusPath+":id", s.exportCancel)
+	e.GET(exportFilePath+":id/:name", s.exportFile)
 	for _, r := range s.routes {
 		h := r.handler
 		writes := r.writes()
@@ -282,8 +296,12 @@ func (s *Server) newEcho() *echo.Echo {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Close closes the store.
-func (s *Server) Close() error { return s.store.Close() }
+// Close stops the export jobs (they start again with the next server on
+// the same database) and closes the store.
+func (s *Server) Close() error {
+	s.bulk.Close()
+	return s.store.Close()
+}
 
 // Serve listens on cfg.Addr and serves until ctx ends, then shuts down
 // gracefully: requests in flight finish (up to ShutdownTimeout) and the

@@ -599,11 +599,15 @@ func (b *builder) tokenCondition(col func(string) string, modifier string, v sea
 }
 
 // refExists is the condition that a resource refers to a target through a
-// parameter.
+// parameter; to any resource of the target's type when its ID is empty.
 func (b *builder) refExists(al alias, key string, r search.ReferenceValue) string {
 	a := b.alias("x")
+	target := ""
+	if r.ID != "" {
+		target = " AND " + a + ".target_id = " + b.arg(r.ID)
+	}
 	return "EXISTS (SELECT 1 FROM " + byRid("search_reference", a) + " WHERE " + a + ".rid = " + al.rid() + " AND " + a + ".param = " + b.arg(key) +
-		" AND " + a + ".target_id = " + b.arg(r.ID) + " AND " + a + ".target_type = " + b.arg(r.Type) + ")"
+		target + " AND " + a + ".target_type = " + b.arg(r.Type) + ")"
 }
 
 // prefixCondition matches the strings that start with prefix, through the
