@@ -1,8 +1,12 @@
 // Command infusion is a FHIR R4 server for infusion therapy in chronic pain.
 //
 //	infusion [serve] [-addr :8080] [-db infusion.db] [-max-body 16MiB] [-base-url URL]
+//	infusion reindex [-db infusion.db]
+//	infusion synth -patients N (-out DIR | -url BASE) [-seed 1] [rate flags]
 //
-// serve is the default command, so "go run ." starts the server.
+// serve is the default command, so "go run ." starts the server. synth
+// generates deterministic infusion courses (mapping/synth) and writes them
+// as NDJSON files or sends them to a FHIR server in transaction Bundles.
 package main
 
 import (
@@ -27,8 +31,10 @@ commands:
   serve    serve the FHIR API (the default)
   reindex  rebuild the search index of the database (-db), e.g. after the
            search parameters changed (serve also does it when it sees that)
+  synth    generate synthetic infusion courses: NDJSON files (-out DIR), or
+           transaction Bundles sent to a FHIR server (-url BASE)
 
-Run "infusion serve -h" for the flags of serve.
+Run "infusion serve -h" or "infusion synth -h" for the flags of a command.
 `
 
 func main() {
@@ -74,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return 1
 		}
 		return 0
+	case "synth":
+		return synthCommand(ctx, args, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return 0

@@ -7,7 +7,10 @@ const (
 	SystemRxNorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
 	SystemSNOMED = "http://snomed.info/sct"
 	SystemLOINC  = "http://loinc.org"
-	SystemUCUM   = "http://unitsofmeasure.org"
+	// SystemSideEffect is this server's code system for the side effects
+	// that have no verified SNOMED CT code: "dissociation".
+	SystemSideEffect = "https://infusion.example.org/fhir/CodeSystem/side-effect"
+	SystemUCUM       = "http://unitsofmeasure.org"
 )
 
 // Classifier assigns drug classes from RxNorm ingredient codes and, for
@@ -91,6 +94,7 @@ var assessmentKinds = func() map[string]AssessmentKind {
 	// hypertension, bradycardia, tachycardia, seizure, syncope, AV block.
 	add(KindSideEffect, SystemSNOMED, "422587007", "422400008", "404640003", "25064002", "7011001",
 		"38341003", "48867003", "3424008", "91175000", "271594007", "195042002")
+	add(KindSideEffect, SystemSideEffect, "dissociation")
 	return m
 }()
 

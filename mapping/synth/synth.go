@@ -1,47 +1,192 @@
 // Package synth makes realistic, deterministic infusion-therapy data:
 // patients with chronic pain conditions, infusion orders per protocol, the
 // sessions given (some stopped early for nausea, some at home), pain scores
-// before and after each session, vital signs, side effects, body weights
-// and opioid orders. The same seed always yields the same resources.
+// before and after each session, vital signs, side effects (nausea,
+// dizziness, headache, dissociation), body weights and opioid orders (oral
+// oxycodone, morphine, tramadol and methadone, transdermal fentanyl),
+// tapered after the course for the patients who respond. The same seed and
+// configuration always yield the same resources, byte for byte.
+//
+// Only MedicationRequest, MedicationAdministration and Observation resources
+// are made: patients are referred to as "Patient/pat-000042" without a
+// Patient resource, and each order carries its condition in reasonCode.
 package synth
 
 import (
 	"encoding/json"
 	"fmt"
+	"infusion/mapping"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// Config says what to generate. Zero fields take the defaults of
-// DefaultConfig.
+// Config says what to generate.
 type Config struct {
+	// Patients is the number of patients; zero or less takes 100.
 	Patients int
-	Seed     uint64
-	Start    time.Time // the first course starts within a year after this
-	// ResponseRate is the share of patients whose pain falls by half or
-	// more over a course, by drug class.
-	ResponseRate map[string]float64
-	// NauseaRate is the chance a session brings nausea; StopRate the chance
-	// that nausea stops the session.
-	NauseaRate, StopRate float64
+	// Seed chooses the data: the same seed gives the same resources.
+	Seed uint64
+	// Start is the earliest day a course starts; each starts on a day
+	// within a year after it. The zero time takes 2025-01-01.
+	Start time.Time
+	// Rates are the chances the generator draws with; nil takes
+	// DefaultRates.
+	Rates *Rates
 }
 
-// DefaultConfig returns the defaults.
+// Rates are the chances the generator draws with, each between 0 and 1.
+type Rates struct {
+	// Response is the share of patients whose pain falls by half or more
+	// over a course, by drug class (see Classes). A class missing from the
+	// map takes its default.
+	Response map[string]float64
+	// Nausea is the chance a session brings nausea, and Stop the chance
+	// that nausea stops the session early (status stopped).
+	Nausea, Stop float64
+	// Dizziness and Headache are the chances a session brings them.
+	Dizziness, Headache float64
+	// Dissociation is the chance a ketamine session brings dissociation
+	// (the other drugs do not cause it).
+	Dissociation float64
+	// Home is the share of courses given at home (setting community) among
+	// those of drugs that may be given at home (lidocaine, magnesium); the
+	// others are given in the clinic (outpatient). Every session of a
+	// course is given where the course is, so Home is the share of their
+	// sessions at home too.
+	Home float64
+}
+
+// DefaultRates returns the rates the generator uses when Config.Rates is
+// nil.
+func DefaultRates() Rates {
+	return Rates{
+		Response: map[string]float64{
+			"ketamine": 0.55, "lidocaine": 0.45, "vitamin-nutrient": 0.25, "gabapentinoid": 0.30,
+		},
+		Nausea:       0.15,
+		Stop:         0.4,
+		Dizziness:    0.08,
+		Headache:     0.06,
+		Dissociation: 0.20,
+		Home:         0.3,
+	}
+}
+
+// DefaultConfig returns the defaults: 100 patients, seed 1, courses from
+// 2025-01-01, DefaultRates.
 func DefaultConfig() Config {
+	r := DefaultRates()
 	return Config{
 		Patients: 100,
 		Seed:     1,
 		Start:    time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
-		ResponseRate: map[string]float64{
-			"ketamine": 0.55, "lidocaine": 0.45, "vitamin-nutrient": 0.25, "gabapentinoid": 0.30,
-		},
-		NauseaRate: 0.15,
-		StopRate:   0.4,
+		Rates:    &r,
 	}
 }
 
-// Resource is one generated resource.
+// Classes returns the drug classes of the infusions the generator orders:
+// the keys of Rates.Response.
+func Classes() []string {
+	out := make([]string, len(drugs))
+	for i, d := range drugs {
+		out[i] = d.class
+	}
+	return out
+}
+
+// RateError is a rate outside 0..1 or for an unknown drug class. Name is
+// the Rates field ("Nausea", "Response"), Class the drug class of a
+// response rate.
+type RateError struct {
+	Name, Class string
+	Value       float64
+}
+
+// Error says which rate is wrong and why.
+func (e *RateError) Error() string {
+	if e.Class != "" && !knownClass(e.Class) {
+		return fmt.Sprintf("unknown drug class %q (known: %v)", e.Class, Classes())
+	}
+	if e.Class != "" {
+		return fmt.Sprintf("response rate of %s: %v is not between 0 and 1", e.Class, e.Value)
+	}
+	return fmt.Sprintf("%s rate: %v is not between 0 and 1", e.Name, e.Value)
+}
+
+// Validate reports the first rate outside 0..1, or a response rate of a
+// class the generator does not know, as a *RateError.
+func (r Rates) Validate() error {
+	for _, c := range slices.Sorted(maps.Keys(r.Response)) {
+		v := r.Response[c]
+		if !knownClass(c) || !isRate(v) {
+			return &RateError{Name: "Response", Class: c, Value: v}
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"Nausea", r.Nausea}, {"Stop", r.Stop}, {"Dizziness", r.Dizziness},
+		{"Headache", r.Headache}, {"Dissociation", r.Dissociation}, {"Home", r.Home},
+	} {
+		if !isRate(f.v) {
+			return &RateError{Name: f.name, Value: f.v}
+		}
+	}
+	return nil
+}
+
+// ParseResponse reads response rates written as "class=rate,class=rate",
+// e.g. "ketamine=0.6,lidocaine=0.4". It checks the classes and that each
+// rate is between 0 and 1.
+func ParseResponse(s string) (map[string]float64, error) {
+	out := map[string]float64{}
+	if s == "" {
+		return nil, fmt.Errorf("no rates: want class=rate pairs such as ketamine=0.55")
+	}
+	for _, part := range strings.Split(s, ",") {
+		class, value, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || class == "" {
+			return nil, fmt.Errorf("%q is not class=rate", part)
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return nil, fmt.Errorf("rate of %s: %q is not a number", class, value)
+		}
+		if !knownClass(class) || !isRate(v) {
+			return nil, &RateError{Name: "Response", Class: class, Value: v}
+		}
+		out[class] = v
+	}
+	return out, nil
+}
+
+// Validate checks the rates (when set).
+func (c Config) Validate() error {
+	if c.Rates == nil {
+		return nil
+	}
+	return c.Rates.Validate()
+}
+
+func knownClass(c string) bool {
+	for _, d := range drugs {
+		if d.class == c {
+			return true
+		}
+	}
+	return false
+}
+
+// isRate reports whether v is a chance: between 0 and 1 (not NaN).
+func isRate(v float64) bool { return v >= 0 && v <= 1 }
+
+// Resource is one generated resource: its type, id and compact JSON.
 type Resource struct {
 	Type, ID string
 	JSON     []byte
@@ -74,17 +219,50 @@ var conditions = []condition{
 	{"247398009", "Neuropathic pain"},
 }
 
-var opioids = []struct {
+// opioid is a regimen a patient takes before and after the course: oral
+// doses in mg several times a day, or a transdermal patch in ug/h changed
+// every few days.
+type opioid struct {
 	code, display string
-	doseMg        float64
-}{
-	{"7804", "oxycodone", 5}, {"7052", "morphine", 15}, {"10689", "tramadol", 50},
+	patch         bool
+	doses         []float64 // mg per dose, or ug/h for a patch; one is drawn
+	perDay        int       // oral doses a day
+	share         float64
 }
 
-// Generator makes the resources of each patient.
-type Generator struct{ cfg Config }
+var opioids = []opioid{
+	{"7804", "oxycodone", false, []float64{5}, 4, 0.30},
+	{"7052", "morphine", false, []float64{15}, 4, 0.20},
+	{"10689", "tramadol", false, []float64{50}, 4, 0.20},
+	{"6813", "methadone", false, []float64{5, 10}, 3, 0.15},
+	{"4337", "fentanyl", true, []float64{25, 25, 50}, 0, 0.15},
+}
 
-// New returns a Generator.
+// patchDays is how long a fentanyl patch stays on.
+const patchDays = 3
+
+// Side effects: SNOMED CT findings the model's mapping classifies as side
+// effects; dissociation has no verified SNOMED code (clinical reference
+// 3.2), so it is a local code with text.
+var (
+	nausea       = sideEffectCode{"http://snomed.info/sct", "422587007", "Nausea"}
+	dizziness    = sideEffectCode{"http://snomed.info/sct", "404640003", "Dizziness"}
+	headache     = sideEffectCode{"http://snomed.info/sct", "25064002", "Headache"}
+	dissociation = sideEffectCode{mapping.SystemSideEffect, "dissociation", "Dissociation"}
+)
+
+type sideEffectCode struct{ system, code, display string }
+
+// Generator makes the resources of each patient. It holds no state that
+// changes: Patient may be called from several goroutines.
+type Generator struct {
+	cfg   Config
+	rates Rates
+}
+
+// New returns a Generator for cfg, with the defaults for what cfg leaves
+// out. It does not check the rates (see Config.Validate): a rate below 0
+// acts as 0 and one above 1 as 1.
 func New(cfg Config) *Generator {
 	def := DefaultConfig()
 	if cfg.Patients <= 0 {
@@ -93,17 +271,23 @@ func New(cfg Config) *Generator {
 	if cfg.Start.IsZero() {
 		cfg.Start = def.Start
 	}
-	if cfg.ResponseRate == nil {
-		cfg.ResponseRate = def.ResponseRate
+	rates := *def.Rates
+	if cfg.Rates != nil {
+		rates = *cfg.Rates
+		rates.Response = map[string]float64{}
+		for c, v := range def.Rates.Response {
+			rates.Response[c] = v
+		}
+		for c, v := range cfg.Rates.Response {
+			rates.Response[c] = v
+		}
 	}
-	if cfg.NauseaRate == 0 {
-		cfg.NauseaRate = def.NauseaRate
-	}
-	if cfg.StopRate == 0 {
-		cfg.StopRate = def.StopRate
-	}
-	return &Generator{cfg: cfg}
+	cfg.Rates = nil
+	return &Generator{cfg: cfg, rates: rates}
 }
+
+// Patients returns the number of patients the generator was configured for.
+func (g *Generator) Patients() int { return g.cfg.Patients }
 
 // PatientID returns the id of patient i.
 func PatientID(i int) string { return fmt.Sprintf("pat-%06d", i) }
@@ -111,15 +295,21 @@ func PatientID(i int) string { return fmt.Sprintf("pat-%06d", i) }
 // OrderIdentifier returns the identifier value of patient i's infusion order.
 func OrderIdentifier(i int) string { return fmt.Sprintf("INF-%06d", i) }
 
-// Identifier system of the generated infusion orders.
+// OrderSystem is the identifier system of the generated infusion orders.
 const OrderSystem = "http://example.org/fhir/sid/infusion-order"
 
-// Patient returns the resources of patient i, in the order they happen.
+// Patient returns the resources of patient i, in the order they happen:
+// an opioid order, the baseline pain score and the infusion order at the
+// consultation, a body weight on the first day of the course, each session
+// (pain before, the administration, vital signs, side effects, pain after), a
+// follow-up pain score 30 days after the last session and the opioid order
+// after the course. It depends only on the seed, the configuration and i.
 func (g *Generator) Patient(i int) []Resource {
 	rng := rand.New(rand.NewPCG(g.cfg.Seed, uint64(i)))
 	pid := PatientID(i)
 	p := &patient{g: g, rng: rng, id: pid, ref: "Patient/" + pid}
-	return p.course(i)
+	p.course(i)
+	return p.out
 }
 
 type patient struct {
@@ -138,14 +328,20 @@ func (p *patient) add(typ string, r map[string]any) string {
 	id := fmt.Sprintf("%s-%s-%d", p.id, shortType[typ], p.n)
 	r["resourceType"] = typ
 	r["id"] = id
-	data, _ := json.Marshal(r)
+	data, err := json.Marshal(r)
+	if err != nil {
+		// Only maps, strings, numbers and slices go in: it cannot fail.
+		panic(fmt.Errorf("synth: encoding %s: %w", typ, err))
+	}
 	p.out = append(p.out, Resource{Type: typ, ID: id, JSON: data})
 	return typ + "/" + id
 }
 
 var shortType = map[string]string{"MedicationRequest": "mr", "MedicationAdministration": "ma", "Observation": "obs"}
 
-func (p *patient) pick() drug {
+func (p *patient) chance(rate float64) bool { return p.rng.Float64() < rate }
+
+func (p *patient) pickDrug() drug {
 	x := p.rng.Float64()
 	for _, d := range drugs {
 		if x < d.share {
@@ -156,23 +352,50 @@ func (p *patient) pick() drug {
 	return drugs[0]
 }
 
-func (p *patient) course(i int) []Resource {
-	d := p.pick()
-	cond := conditions[p.rng.IntN(len(conditions))]
-	if d.class == "ketamine" && p.rng.Float64() < 0.7 {
-		cond = conditions[0] // ketamine is mostly given for CRPS
+func (p *patient) pickOpioid() opioid {
+	x := p.rng.Float64()
+	for _, o := range opioids {
+		if x < o.share {
+			return o
+		}
+		x -= o.share
 	}
-	start := p.g.cfg.Start.Add(time.Duration(p.rng.IntN(365*24)) * time.Hour).Truncate(time.Hour).Add(9 * time.Hour)
-	start = time.Date(start.Year(), start.Month(), start.Day(), 9, 0, 0, 0, time.UTC)
+	return opioids[0]
+}
+
+// course adds the resources of one patient's infusion course.
+func (p *patient) course(i int) {
+	rates := &p.g.rates
+	d := p.pickDrug()
+	cond := conditions[p.rng.IntN(len(conditions))]
+	switch {
+	case d.class == "ketamine" && p.chance(0.7):
+		cond = conditions[0] // ketamine is mostly given for CRPS
+	case d.class == "vitamin-nutrient":
+		cond = conditions[1] // Myers' infusions are given for fibromyalgia
+	}
+	day := p.g.cfg.Start.AddDate(0, 0, p.rng.IntN(365))
+	start := time.Date(day.Year(), day.Month(), day.Day(), 9, 0, 0, 0, time.UTC)
 	p.kg = math.Round((55+p.rng.Float64()*45)*10) / 10
-	p.pain = float64(6 + p.rng.IntN(4))
-	responder := p.rng.Float64() < p.g.cfg.ResponseRate[d.class]
-	home := d.home && p.rng.Float64() < 0.3
+	baseline := float64(6 + p.rng.IntN(4))
+	p.pain = baseline
+	responder := p.chance(rates.Response[d.class])
+	// The share of pain the course takes away: half or more for a
+	// responder, under a third for the others.
+	relief := 0.3 * p.rng.Float64()
+	if responder {
+		relief = 0.5 + 0.3*p.rng.Float64()
+	}
+	home := d.home && p.chance(rates.Home)
 
 	// Opioids before the course; a responder's are tapered after it.
-	op := opioids[p.rng.IntN(len(opioids))]
-	p.opioid(op.code, op.display, op.doseMg, 4, start.AddDate(0, 0, -45), start.AddDate(0, 0, 45))
-	p.observation(vital("29463-7", "Body weight", p.kg, "kg", "kg"), start.Add(-30*time.Minute), "")
+	op := p.pickOpioid()
+	dose := op.doses[p.rng.IntN(len(op.doses))]
+	p.opioid(op, dose, op.perDay, start.AddDate(0, 0, -45), start.AddDate(0, 0, 45))
+	// The consultation, a week before the course: the baseline pain score,
+	// then the order.
+	consultation := start.AddDate(0, 0, -7)
+	p.observation(painScore(baseline), consultation.Add(-30*time.Minute), "")
 	setting := "outpatient"
 	if home {
 		setting = "community"
@@ -184,7 +407,7 @@ func (p *patient) course(i int) []Resource {
 		"category":                  []any{coded("http://terminology.hl7.org/CodeSystem/medicationrequest-category", setting, "")},
 		"medicationCodeableConcept": codeable("http://www.nlm.nih.gov/research/umls/rxnorm", d.code, d.display),
 		"subject":                   map[string]any{"reference": p.ref},
-		"authoredOn":                start.AddDate(0, 0, -7).Format(time.RFC3339),
+		"authoredOn":                consultation.Format(time.RFC3339),
 		"reasonCode":                []any{codeable("http://snomed.info/sct", cond.code, cond.display)},
 		"dosageInstruction": []any{map[string]any{
 			"route": codeable("http://snomed.info/sct", "47625008", "Intravenous route"),
@@ -195,26 +418,54 @@ func (p *patient) course(i int) []Resource {
 			"doseAndRate": []any{map[string]any{"rateQuantity": quantity(d.rate, d.rateUnit)}},
 		}},
 	})
-	for s := 0; s < d.sessions; s++ {
+	p.observation(vital("29463-7", "Body weight", p.kg, "kg", "kg"), start.Add(-30*time.Minute), "")
+	for s := range d.sessions {
 		at := start.AddDate(0, 0, s*d.intervalDays)
-		p.session(d, order, at, responder, setting, s, d.sessions)
+		after := p.painAfter(baseline, relief, responder, s+1, d.sessions)
+		p.session(d, order, at, setting, after)
 	}
-	after := start.AddDate(0, 0, (d.sessions-1)*d.intervalDays+30)
-	p.observation(painScore(p.pain), after, "")
+	end := start.AddDate(0, 0, (d.sessions-1)*d.intervalDays+30)
+	p.observation(painScore(p.pain), end, "")
+	perDay := op.perDay
 	if responder {
-		p.opioid(op.code, op.display, op.doseMg/2, 2, after.AddDate(0, 0, 1), after.AddDate(0, 0, 90))
-	} else {
-		p.opioid(op.code, op.display, op.doseMg, 4, after.AddDate(0, 0, 1), after.AddDate(0, 0, 90))
+		dose, perDay = taper(op, dose)
 	}
-	return p.out
+	p.opioid(op, dose, perDay, end.AddDate(0, 0, 1), end.AddDate(0, 0, 90))
+}
+
+// painAfter returns the pain score after session s of n: on the way from
+// baseline to baseline × (1 − relief), with some noise, and at the last
+// session half the baseline or less for a responder, more than half for
+// the others.
+func (p *patient) painAfter(baseline, relief float64, responder bool, s, n int) float64 {
+	target := baseline * (1 - relief*float64(s)/float64(n))
+	switch {
+	case s < n:
+		return math.Min(10, math.Max(0, math.Round(target+p.rng.Float64()-0.5)))
+	case responder:
+		return math.Floor(target)
+	default:
+		return math.Ceil(target)
+	}
+}
+
+// taper returns a responder's opioid regimen after the course: half the
+// dose, twice a day by mouth; a patch of half the strength (50 → 25,
+// 25 → 12 ug/h).
+func taper(op opioid, dose float64) (float64, int) {
+	if op.patch {
+		return math.Floor(dose / 2), 0
+	}
+	return dose / 2, 2
 }
 
 // session adds one administration with its pain scores, vitals and side
-// effects.
-func (p *patient) session(d drug, order string, at time.Time, responder bool, setting string, s, sessions int) {
+// effects; painAfter is the score after it.
+func (p *patient) session(d drug, order string, at time.Time, setting string, painAfter float64) {
+	rates := &p.g.rates
 	p.observation(painScore(p.pain), at.Add(-10*time.Minute), "")
-	nausea := p.rng.Float64() < p.g.cfg.NauseaRate
-	stopped := nausea && p.rng.Float64() < p.g.cfg.StopRate
+	nauseous := p.chance(rates.Nausea)
+	stopped := nauseous && p.chance(rates.Stop)
 	end := at.Add(time.Duration(d.hours * float64(time.Hour)))
 	status := "completed"
 	if stopped {
@@ -234,24 +485,28 @@ func (p *patient) session(d drug, order string, at time.Time, responder bool, se
 		},
 	}
 	if stopped {
-		admin["statusReason"] = []any{codeable("http://snomed.info/sct", "422587007", "Nausea")}
+		admin["statusReason"] = []any{codeable(nausea.system, nausea.code, nausea.display)}
 	}
 	ma := p.add("MedicationAdministration", admin)
-	mid := at.Add(30 * time.Minute)
-	p.observation(bloodPressure(115+p.rng.IntN(30), 70+p.rng.IntN(20)), mid, ma)
-	p.observation(vital("8867-4", "Heart rate", float64(60+p.rng.IntN(40)), "/min", "beats/minute"), mid, ma)
-	p.observation(vital("59408-5", "Oxygen saturation", float64(94+p.rng.IntN(6)), "%", "%"), mid, ma)
-	if nausea {
-		p.observation(sideEffect("422587007", "Nausea"), mid.Add(20*time.Minute), ma)
+	vitals := at.Add(15 * time.Minute)
+	p.observation(bloodPressure(115+p.rng.IntN(30), 70+p.rng.IntN(20)), vitals, ma)
+	p.observation(vital("8867-4", "Heart rate", float64(60+p.rng.IntN(40)), "/min", "beats/minute"), vitals, ma)
+	p.observation(vital("59408-5", "Oxygen saturation", float64(94+p.rng.IntN(6)), "%", "%"), vitals, ma)
+	// Side effects, each drawn for every session (dissociation for ketamine
+	// only), at times before a stopped session ends.
+	if d.class == "ketamine" && p.chance(rates.Dissociation) {
+		p.observation(sideEffect(dissociation), at.Add(20*time.Minute), ma)
 	}
-	if p.rng.Float64() < 0.08 {
-		p.observation(sideEffect("404640003", "Dizziness"), mid.Add(25*time.Minute), ma)
+	if nauseous {
+		p.observation(sideEffect(nausea), at.Add(25*time.Minute), ma)
 	}
-	drop := 0.05
-	if responder {
-		drop = 0.6 / float64(sessions)
+	if p.chance(rates.Dizziness) {
+		p.observation(sideEffect(dizziness), at.Add(27*time.Minute), ma)
 	}
-	p.pain = math.Max(0, math.Round(p.pain*(1-drop)-p.rng.Float64()*0.5))
+	if p.chance(rates.Headache) {
+		p.observation(sideEffect(headache), at.Add(29*time.Minute), ma)
+	}
+	p.pain = painAfter
 	p.observation(painScore(p.pain), end.Add(15*time.Minute), ma)
 }
 
@@ -265,20 +520,32 @@ func (p *patient) observation(r map[string]any, at time.Time, partOf string) {
 	p.add("Observation", r)
 }
 
-// opioid adds an oral opioid order, doses a day for the period.
-func (p *patient) opioid(code, display string, doseMg float64, perDay int, from, to time.Time) {
+// opioid adds an opioid order for the period: oral doses perDay times a
+// day, or a transdermal patch of dose ug/h changed every patchDays days.
+func (p *patient) opioid(op opioid, dose float64, perDay int, from, to time.Time) {
+	dosage := map[string]any{
+		"route":       codeable("http://snomed.info/sct", "26643006", "Oral route"),
+		"timing":      map[string]any{"repeat": map[string]any{"frequency": perDay, "period": 1, "periodUnit": "d"}},
+		"doseAndRate": []any{map[string]any{"doseQuantity": quantity(dose, "mg")}},
+	}
+	if op.patch {
+		dosage = map[string]any{
+			"text":   fmt.Sprintf("one %g mcg/h patch every %d days", dose, patchDays),
+			"route":  codeable("http://snomed.info/sct", "45890007", "Transdermal route"),
+			"timing": map[string]any{"repeat": map[string]any{"frequency": 1, "period": patchDays, "periodUnit": "d"}},
+			"doseAndRate": []any{map[string]any{"doseQuantity": map[string]any{
+				"value": dose, "unit": "mcg/h", "system": "http://unitsofmeasure.org", "code": "ug/h",
+			}}},
+		}
+	}
 	p.add("MedicationRequest", map[string]any{
 		"status":                    "active",
 		"intent":                    "order",
 		"category":                  []any{coded("http://terminology.hl7.org/CodeSystem/medicationrequest-category", "community", "")},
-		"medicationCodeableConcept": codeable("http://www.nlm.nih.gov/research/umls/rxnorm", code, display),
+		"medicationCodeableConcept": codeable("http://www.nlm.nih.gov/research/umls/rxnorm", op.code, op.display),
 		"subject":                   map[string]any{"reference": p.ref},
 		"authoredOn":                from.Format(time.RFC3339),
-		"dosageInstruction": []any{map[string]any{
-			"route":       codeable("http://snomed.info/sct", "26643006", "Oral route"),
-			"timing":      map[string]any{"repeat": map[string]any{"frequency": perDay, "period": 1, "periodUnit": "d"}},
-			"doseAndRate": []any{map[string]any{"doseQuantity": quantity(doseMg, "mg")}},
-		}},
+		"dosageInstruction":         []any{dosage},
 		"dispenseRequest": map[string]any{
 			"validityPeriod": map[string]any{"start": from.Format("2006-01-02"), "end": to.Format("2006-01-02")},
 		},
@@ -312,10 +579,10 @@ func bloodPressure(sys, dia int) map[string]any {
 	}
 }
 
-func sideEffect(code, display string) map[string]any {
+func sideEffect(c sideEffectCode) map[string]any {
 	return map[string]any{
 		"category":             []any{coded("http://terminology.hl7.org/CodeSystem/observation-category", "exam", "Exam")},
-		"code":                 codeable("http://snomed.info/sct", code, display),
+		"code":                 codeable(c.system, c.code, c.display),
 		"valueCodeableConcept": codeable("http://snomed.info/sct", "255604002", "Mild"),
 	}
 }
