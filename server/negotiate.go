@@ -3,6 +3,7 @@ package server
 import (
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -81,4 +82,60 @@ func fhirVersionOK(params map[string]string) bool {
 func charsetOK(params map[string]string) bool {
 	cs, ok := params["charset"]
 	return !ok || strings.EqualFold(cs, "utf-8")
+}
+
+// The formats of a tabular answer (analytics and flat tables).
+const (
+	formatJSON    = "json"
+	formatCSV     = "csv"
+	formatNDJSON  = "ndjson"
+	formatParquet = "parquet"
+)
+
+// tabularFormats maps the _format values and media types of tabular
+// answers to their format.
+var tabularFormats = map[string]string{
+	"json": formatJSON, "application/json": formatJSON, "application/fhir+json": formatJSON, "application/json+fhir": formatJSON,
+	"csv": formatCSV, "text/csv": formatCSV,
+	"ndjson": formatNDJSON, "application/ndjson": formatNDJSON, "application/x-ndjson": formatNDJSON,
+	"parquet": formatParquet, "application/vnd.apache.parquet": formatParquet,
+}
+
+// negotiateTabular is the middleware of the routes that answer in other
+// formats than FHIR JSON: their handlers choose with tabularFormat.
+func negotiateTabular(next echo.HandlerFunc) echo.HandlerFunc { return next }
+
+// tabularFormat returns the format a request asks for among allowed (the
+// first is the default): by _format, else by Accept. 406 when it asks for
+// none of them.
+func tabularFormat(c echo.Context, allowed ...string) (string, error) {
+	if f := strings.ReplaceAll(c.QueryParam("_format"), " ", "+"); f != "" {
+		mt, _, err := mime.ParseMediaType(f)
+		if err != nil {
+			mt = f
+		}
+		if format := tabularFormats[mt]; slices.Contains(allowed, format) {
+			return format, nil
+		}
+		return "", fhir.Errorf(fhir.KindNotAcceptable, fhir.IssueNotSupported, "_format",
+			"_format=%s is not supported here: use %s", f, strings.Join(allowed, ", "))
+	}
+	accept := c.Request().Header.Get(echo.HeaderAccept)
+	if accept == "" {
+		return allowed[0], nil
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || params["q"] == "0" {
+			continue
+		}
+		if mt == "*/*" {
+			return allowed[0], nil
+		}
+		if format := tabularFormats[mt]; slices.Contains(allowed, format) {
+			return format, nil
+		}
+	}
+	return "", fhir.Errorf(fhir.KindNotAcceptable, fhir.IssueNotSupported, "",
+		"Accept: %s is not supported here: use _format=%s", accept, strings.Join(allowed, ", "))
 }

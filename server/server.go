@@ -102,6 +102,10 @@ type route struct {
 	handler  func(*Server, echo.Context) error
 }
 
+// tabularPaths are the routes that answer in other formats than FHIR JSON
+// too (CSV, NDJSON, Parquet), chosen by their handlers with tabularFormat.
+var tabularPaths = map[string]bool{"/$infusion-outcomes": true, "/$infusion-tables/:table": true}
+
 // eachType is the resource of a route registered for each stored type.
 const eachType = "*"
 
@@ -288,7 +292,11 @@ func (s *Server) newEcho() *echo.Echo {
 			}
 			return h(s, c)
 		}
-		e.Add(r.method, r.path, handler, negotiate)
+		mw := negotiate
+		if tabularPaths[r.path] {
+			mw = negotiateTabular
+		}
+		e.Add(r.method, r.path, handler, mw)
 	}
 	return e
 }
