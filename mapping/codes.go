@@ -98,6 +98,10 @@ var assessmentKinds = func() map[string]AssessmentKind {
 	return m
 }()
 
+// IsSideEffect reports whether a code names a side effect, e.g. a
+// statusReason of a session stopped for nausea.
+func IsSideEffect(c Coding) bool { return assessmentKinds[c.System+"|"+c.Code] == KindSideEffect }
+
 // kindOf classifies an observation code; the category decides when the code
 // is not known (vital-signs → vital sign).
 func kindOf(code []Coding, category string) AssessmentKind {

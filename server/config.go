@@ -41,6 +41,9 @@ type Config struct {
 	Formulary string
 	// Protocol is what the protocol checks do with a write; default warn.
 	Protocol Policy
+	// MME is the table of MME conversion factors (YAML) of the opioid
+	// figures; default: the CDC 2022 one embedded in the binary.
+	MME string
 	// ExportDir holds the files of Bulk Data exports; default: DBPath
 	// with ".exports" appended.
 	ExportDir string
@@ -93,7 +96,7 @@ func (c Config) withDefaults() Config {
 // ParseFlags reads the serve command's flags; environment variables
 // (INFUSION_ADDR, INFUSION_DB, INFUSION_MAX_BODY, INFUSION_BASE_URL,
 // INFUSION_CONDITIONAL_DELETE, INFUSION_MAX_ENTRIES, INFUSION_FORMULARY,
-// INFUSION_PROTOCOL, INFUSION_EXPORT_DIR, INFUSION_EXPORT_TTL) give the
+// INFUSION_PROTOCOL, INFUSION_MME, INFUSION_EXPORT_DIR, INFUSION_EXPORT_TTL) give the
 // defaults that flags override.
 func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -112,6 +115,7 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	maxEntries := fs.String("max-entries", or("INFUSION_MAX_ENTRIES", strconv.Itoa(DefaultMaxEntries)), "most entries in a batch or transaction Bundle (env INFUSION_MAX_ENTRIES)")
 	formulary := fs.String("formulary", or("INFUSION_FORMULARY", ""), "protocol formulary YAML file (env INFUSION_FORMULARY; default: the embedded one)")
 	policy := fs.String("protocol", or("INFUSION_PROTOCOL", string(PolicyWarn)), "off, warn or enforce: what the protocol checks do with a write (env INFUSION_PROTOCOL)")
+	mme := fs.String("mme", or("INFUSION_MME", ""), "MME conversion factors YAML file (env INFUSION_MME; default: the embedded CDC 2022 table)")
 	exportDir := fs.String("export-dir", or("INFUSION_EXPORT_DIR", ""), "directory of Bulk Data export files (env INFUSION_EXPORT_DIR; default: the -db file with .exports appended)")
 	exportTTL := fs.String("export-ttl", or("INFUSION_EXPORT_TTL", DefaultExportTTL.String()), "how long a finished export and its files are kept, e.g. 24h (env INFUSION_EXPORT_TTL)")
 	if err := fs.Parse(args); err != nil {
@@ -148,5 +152,5 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	}
 	return Config{Addr: *addr, DBPath: *db, MaxBody: int64(size), BaseURL: *baseURL,
 		ConditionalDeleteMultiple: *condDelete == "multiple", MaxEntries: entries,
-		Formulary: *formulary, Protocol: Policy(*policy), ExportDir: *exportDir, ExportTTL: ttl}, nil
+		Formulary: *formulary, Protocol: Policy(*policy), MME: *mme, ExportDir: *exportDir, ExportTTL: ttl}, nil
 }

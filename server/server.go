@@ -40,6 +40,7 @@ import (
 	"infusion/fhir/search"
 	"infusion/fhir/validate"
 	"infusion/mapping"
+	"infusion/mapping/outcomes"
 	"infusion/mapping/protocol"
 	"infusion/server/bulk"
 	"infusion/store"
@@ -65,6 +66,9 @@ type Store interface {
 	Reindex(ctx context.Context, fingerprint string, extract store.Extractor) (int, error)
 	Close() error
 	bulk.Store // export jobs and snapshots
+	// Outcomes reads, patient by patient, what the outcome figures of the
+	// selected courses need.
+	Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcomes.Record) error) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -85,6 +89,7 @@ type Server struct {
 	search    *search.Registry
 	mapper    *mapping.Mapper
 	checker   *protocol.Checker
+	mme       *outcomes.MMETable
 	bulk      *bulk.Manager
 	echo      *echo.Echo
 	types     map[string]bool
@@ -124,6 +129,7 @@ const (
 	operationCourse     = operationPrefix + "course"
 	operationSummary    = operationPrefix + "infusion-summary"
 	operationExport     = operationPrefix + "export"
+	operationOutcomes   = operationPrefix + "infusion-outcomes"
 )
 
 func caps(c ...string) []string { return c }
@@ -154,6 +160,7 @@ var routeTable = []route{
 	{http.MethodGet, "/MedicationAdministration/:id/$monitoring", caps(operationMonitoring), "MedicationAdministration", (*Server).monitoringOp},
 	{http.MethodGet, "/MedicationRequest/:id/$course", caps(operationCourse), "MedicationRequest", (*Server).courseOp},
 	{http.MethodGet, "/Patient/:pid/$infusion-summary", caps(operationSummary), "Patient", (*Server).infusionSummary},
+	{http.MethodGet, "/$infusion-outcomes", caps(operationOutcomes), "", (*Server).infusionOutcomes},
 	{http.MethodGet, "/$export", caps(operationExport), "", (*Server).exportKickOff},
 	{http.MethodGet, "/Patient/$export", caps(operationExport), "Patient", (*Server).exportKickOff},
 	{http.MethodPost, "/", caps(conformance.Transaction, conformance.Batch), "", (*Server).bundle},
@@ -192,6 +199,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	mme, err := outcomes.LoadMME(cfg.MME)
+	if err != nil {
+		return nil, err
+	}
 	registry, err := search.NewRegistry(m, cfg.BaseURL, storedTypes...)
 	if err != nil {
 		return nil, err
@@ -209,6 +220,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		search:    registry,
 		mapper:    mapping.NewMapper(mapping.DefaultClassifier()),
 		checker:   protocol.NewChecker(formulary),
+		mme:       mme,
 		types:     map[string]bool{},
 		routes:    routeTable,
 		started:   time.Now(),

@@ -204,6 +204,10 @@ func (e *env) patientWeight(patient string, at time.Time) *weight {
 var weightCodes = []mapping.Coding{{System: mapping.SystemLOINC, Code: "29463-7"}, {System: mapping.SystemLOINC, Code: "3141-9"}}
 
 // duration converts an Amount of time to a time.Duration.
+// Duration is an amount of time as a time.Duration; 0 when its unit is not
+// one of time.
+func (a Amount) Duration() time.Duration { return duration(a) }
+
 func duration(a Amount) time.Duration {
 	s, err := ucum.Convert(a.Value, a.Unit, "s")
 	if err != nil {

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"infusion/mapping"
+	"infusion/mapping/outcomes"
+)
+
+// Outcomes calls fn with the record of each patient who has a course that
+// f selects, by patient, all read from one snapshot. Each record holds the
+// patient's selected courses and sessions, and all the patient's pain
+// scores, side effects, open findings and opioid orders; one patient's
+// rows are in memory at a time.
+func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcomes.Record) error) error {
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	var b builder
+	cond := b.courseCondition(f)
+	patients := b.cohortPatients(f)
+	open := func(query string) (*sql.Rows, error) {
+		rows, err := snap.tx.QueryContext(ctx, query, b.args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: reading outcomes: %w", err)
+		}
+		return rows, nil
+	}
+	queries := []string{
+		`SELECT o.patient, o.id, o.status, o.authored_on, o.drug_system, o.drug_code, o.drug_display, o.drug_class, o.setting,
+			(SELECT json_group_array(json_array(i.system, i.code, i.display)) FROM order_indications i
+				WHERE i.order_id = o.id AND i.code IS NOT NULL)
+			FROM infusion_orders o WHERE o.patient IS NOT NULL AND ` + cond + ` ORDER BY o.patient, o.id`,
+		`SELECT o.patient, a.order_id, a.id, a.status, a.start, a.end, a.setting,
+			(SELECT json_group_array(json_array(r.system, r.code, r.display)) FROM administration_reasons r WHERE r.administration_id = a.id)
+			FROM infusion_orders o JOIN infusion_administrations a ON a.order_id = o.id
+			WHERE o.patient IS NOT NULL AND a.status <> 'entered-in-error' AND ` + cond + ` ORDER BY o.patient, a.order_id, a.start, a.id`,
+		`SELECT patient, effective, value, administration_id FROM assessments
+			WHERE kind = 'pain' AND value IS NOT NULL AND status NOT IN ('entered-in-error', 'cancelled')
+			AND patient IN (` + patients + `) ORDER BY patient, effective`,
+		`SELECT patient, effective, system, code, display, administration_id FROM assessments
+			WHERE kind = 'side-effect' AND coalesce(value_bool, 1) = 1 AND status NOT IN ('entered-in-error', 'cancelled')
+			AND patient IN (` + patients + `) ORDER BY patient, effective`,
+		`SELECT patient, owner, code FROM findings WHERE status NOT IN ('cancelled', 'entered-in-error')
+			AND patient IN (` + patients + `) ORDER BY patient`,
+		`SELECT patient, id, status, authored_on, drug_system, drug_code, drug_display, route_system, route_code,
+			dose_value, dose_unit, dose_high, dose_range_unit, frequency, period, period_unit,
+			bounds_start, bounds_end, validity_start, validity_end, supply_days
+			FROM infusion_orders WHERE drug_class = 'opioid' AND patient IN (` + patients + `) ORDER BY patient, id`,
+	}
+	var all []*sql.Rows
+	defer func() {
+		for _, r := range all {
+			r.Close()
+		}
+	}()
+	for _, q := range queries {
+		rows, err := open(q)
+		if err != nil {
+			return err
+		}
+		all = append(all, rows)
+	}
+	courses := newCursor(all[0], scanCourse)
+	sessions := newCursor(all[1], scanSession)
+	pain := newCursor(all[2], scanScore)
+	sideEffects := newCursor(all[3], scanSideEffect)
+	findings := newCursor(all[4], scanOutcomeFinding)
+	opioids := newCursor(all[5], scanOpioid)
+	for courses.ok() {
+		rec := outcomes.Record{Patient: courses.patient}
+		cs := courses.take(rec.Patient)
+		ss := sessions.take(rec.Patient)
+		for i := range cs {
+			for len(ss) > 0 && ss[0].order < cs[i].Order.ID {
+				ss = ss[1:]
+			}
+			for len(ss) > 0 && ss[0].order == cs[i].Order.ID {
+				cs[i].Sessions = append(cs[i].Sessions, ss[0].Administration)
+				ss = ss[1:]
+			}
+		}
+		rec.Courses = cs
+		rec.Pain = pain.take(rec.Patient)
+		rec.SideEffects = sideEffects.take(rec.Patient)
+		rec.Findings = findings.take(rec.Patient)
+		rec.Opioids = opioids.take(rec.Patient)
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	for _, c := range []interface{ failure() error }{courses, sessions, pain, sideEffects, findings, opioids} {
+		if err := c.failure(); err != nil {
+			return fmt.Errorf("store: reading outcomes: %w", err)
+		}
+	}
+	return nil
+}
+
+// patientCursor walks rows ordered by patient, one patient at a time.
+type patientCursor[T any] struct {
+	rows    *sql.Rows
+	scan    func(*sql.Rows) (string, T, error)
+	patient string // of next
+	next    T
+	has     bool
+	err     error
+}
+
+func newCursor[T any](rows *sql.Rows, scan func(*sql.Rows) (string, T, error)) *patientCursor[T] {
+	c := &patientCursor[T]{rows: rows, scan: scan}
+	c.advance()
+	return c
+}
+
+func (c *patientCursor[T]) advance() {
+	c.has = false
+	if c.err != nil || !c.rows.Next() {
+		if c.err == nil {
+			c.err = c.rows.Err()
+		}
+		return
+	}
+	c.patient, c.next, c.err = c.scan(c.rows)
+	c.has = c.err == nil
+}
+
+func (c *patientCursor[T]) ok() bool { return c.has }
+
+func (c *patientCursor[T]) failure() error { return c.err }
+
+// take returns the rows of a patient, skipping those of patients before it.
+func (c *patientCursor[T]) take(patient string) []T {
+	var out []T
+	for c.has && c.patient < patient {
+		c.advance()
+	}
+	for c.has && c.patient == patient {
+		out = append(out, c.next)
+		c.advance()
+	}
+	return out
+}
+
+func codings(list sql.NullString) ([]mapping.Coding, error) {
+	var raw [][3]*string
+	if err := json.Unmarshal([]byte(list.String), &raw); err != nil {
+		return nil, err
+	}
+	var out []mapping.Coding
+	for _, c := range raw {
+		out = append(out, mapping.Coding{System: deref(c[0]), Code: deref(c[1]), Display: deref(c[2])})
+	}
+	return out, nil
+}
+
+func scanCourse(rows *sql.Rows) (string, outcomes.Course, error) {
+	var c outcomes.Course
+	o := &c.Order
+	var patient string
+	var authored, system, code, display, setting, indications sql.NullString
+	if err := rows.Scan(&patient, &o.ID, &o.Status, &authored, &system, &code, &display, &o.Drug.Class, &setting, &indications); err != nil {
+		return "", c, err
+	}
+	o.Patient, o.AuthoredOn, o.Setting = patient, parseStored(authored), mapping.Setting(setting.String)
+	o.Drug.Coding = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
+	var err error
+	o.Indications, err = codings(indications)
+	return patient, c, err
+}
+
+// session is an administration with the order it belongs to.
+type session struct {
+	mapping.Administration
+	order string
+}
+
+func scanSession(rows *sql.Rows) (string, session, error) {
+	var s session
+	var patient string
+	var start, end, setting, reasons sql.NullString
+	if err := rows.Scan(&patient, &s.order, &s.ID, &s.Status, &start, &end, &setting, &reasons); err != nil {
+		return "", s, err
+	}
+	s.Order, s.Patient, s.Start, s.End, s.Setting = s.order, patient, parseStored(start), parseStored(end), mapping.Setting(setting.String)
+	var err error
+	s.StatusReason, err = codings(reasons)
+	return patient, s, err
+}
+
+func scanScore(rows *sql.Rows) (string, outcomes.Score, error) {
+	var sc outcomes.Score
+	var patient string
+	var at, admin sql.NullString
+	err := rows.Scan(&patient, &at, &sc.Value, &admin)
+	sc.At, sc.Administration = parseStored(at), admin.String
+	return patient, sc, err
+}
+
+func scanSideEffect(rows *sql.Rows) (string, outcomes.SideEffect, error) {
+	var se outcomes.SideEffect
+	var patient string
+	var at, system, code, display, admin sql.NullString
+	err := rows.Scan(&patient, &at, &system, &code, &display, &admin)
+	se.At, se.Administration = parseStored(at), admin.String
+	se.Code = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
+	return patient, se, err
+}
+
+func scanOutcomeFinding(rows *sql.Rows) (string, outcomes.Finding, error) {
+	var f outcomes.Finding
+	var patient string
+	var code sql.NullString
+	err := rows.Scan(&patient, &f.Owner, &code)
+	f.Code = code.String
+	return patient, f, err
+}
+
+func scanOpioid(rows *sql.Rows) (string, mapping.Order, error) {
+	var o mapping.Order
+	var patient string
+	var authored, system, code, display, rs, rc, du, dru, pu, bs, be, vs, ve sql.NullString
+	var dv, dh, period, supply sql.NullFloat64
+	var freq sql.NullInt64
+	err := rows.Scan(&patient, &o.ID, &o.Status, &authored, &system, &code, &display, &rs, &rc,
+		&dv, &du, &dh, &dru, &freq, &period, &pu, &bs, &be, &vs, &ve, &supply)
+	if err != nil {
+		return "", o, err
+	}
+	o.Patient, o.AuthoredOn = patient, parseStored(authored)
+	o.Drug.Coding = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
+	o.Drug.Class = mapping.ClassOpioid
+	o.Route = mapping.Coding{System: rs.String, Code: rc.String}
+	if dv.Valid {
+		o.Dose = &mapping.Quantity{Value: dv.Float64, Unit: du.String}
+	} else if dh.Valid {
+		o.DoseRange = &mapping.Range{High: &mapping.Quantity{Value: dh.Float64, Unit: dru.String}}
+	}
+	o.Frequency, o.Period, o.PeriodUnit = int(freq.Int64), period.Float64, pu.String
+	o.BoundsStart, o.BoundsEnd = parseStored(bs), parseStored(be)
+	o.ValidityStart, o.ValidityEnd, o.ExpectedSupplyDays = parseStored(vs), parseStored(ve), supply.Float64
+	return patient, o, nil
+}
