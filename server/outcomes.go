@@ -139,7 +139,9 @@ func quartiles(name string, values []float64) []parameter {
 	return []parameter{decimal(name+"Q1", q1), decimal(name+"Median", median), decimal(name+"Q3", q3)}
 }
 
-func decimal(name string, v float64) parameter { return value(name, "Decimal", math.Round(v*1000)/1000) }
+func decimal(name string, v float64) parameter {
+	return value(name, "Decimal", math.Round(v*1000)/1000)
+}
 
 // share is n over of, 0 to 1 with four decimals; left out when of is 0.
 func share(name string, n, of int) parameter {
