@@ -682,7 +682,8 @@ func walkOperation(t *testing.T, ts *testServer, typ, id, body string, op map[st
 		}
 	}
 	path := map[string]string{"monitoring": "/" + typ + "/" + id + "/$monitoring", "course": "/" + typ + "/" + id + "/$course",
-		"formulary": "/$formulary", "infusion-summary": "/" + typ + "/" + id + "/$infusion-summary"}[name]
+		"formulary": "/$formulary", "infusion-summary": "/" + typ + "/" + id + "/$infusion-summary",
+		"infusion-outcomes": "/$infusion-outcomes?group-by=drug-class,condition,setting,month"}[name]
 	var r response
 	switch {
 	case name == "export":
@@ -693,6 +694,14 @@ func walkOperation(t *testing.T, ts *testServer, typ, id, body string, op map[st
 			return 0
 		}
 		ts.awaitExport(t, ts.kickOff(t, kick))
+		return 1
+	case name == "infusion-tables":
+		// A flat table: CSV, not a resource; TestTables checks its rows.
+		r = ts.do(t, http.MethodGet, "/$infusion-tables/orders", "")
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+			!strings.HasPrefix(string(r.body), "order_id,version,patient,") {
+			t.Errorf("$infusion-tables/orders: %d %s %.200s", r.status, r.header.Get("Content-Type"), r.body)
+		}
 		return 1
 	case name == "validate":
 		r = ts.do(t, http.MethodPost, "/"+typ+"/$validate", body)
