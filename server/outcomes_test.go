@@ -188,7 +188,7 @@ func TestOutcomes(t *testing.T) {
 	all := outcomeFigures(t, ts.do(t, http.MethodGet, "/$infusion-outcomes", ""))
 	want := map[string]any{
 		"groups": 1.0, "0.patients": 4.0, "0.courses": 4.0,
-		"0.sessionsGiven": 5.0, // A S1, S2; B T1, T2; C U1
+		"0.sessionsGiven":   5.0, // A S1, S2; B T1, T2; C U1
 		"0.sessionsStopped": 1.0, "0.sessionsNotDone": 2.0, "0.patientsWithoutSessions": 1.0,
 		"0.pain.patientsWithData": 2.0, "0.pain.patientsWithoutBaseline": 1.0, "0.pain.patientsWithoutFollowUp": 0.0,
 		"0.pain.baselineQ1": 6.5, "0.pain.baselineMedian": 7.0, "0.pain.baselineQ3": 7.5, // 8 and 6
@@ -207,8 +207,8 @@ func TestOutcomes(t *testing.T) {
 		// = 40. After (days 30–90): A methadone 10 × 2 × 4.7 = 94; B
 		// fentanyl 12 ug/h × 2.4 = 28.8; C none (buprenorphine left out).
 		"0.opioids.patientsWithData": 3.0, "0.opioids.patientsNotComputable": 0.0,
-		"0.opioids.meanDailyMMEBefore": 50.278, // (60 + 50.833 + 40) / 3
-		"0.opioids.meanDailyMMEAfter":  40.933, // (94 + 28.8 + 0) / 3
+		"0.opioids.meanDailyMMEBefore":      50.278,                                                                      // (60 + 50.833 + 40) / 3
+		"0.opioids.meanDailyMMEAfter":       40.933,                                                                      // (94 + 28.8 + 0) / 3
 		"0.opioids.patientsOnOpioidsBefore": 3.0, "0.opioids.patientsReduced50": 1.0, "0.opioids.reduced50Share": 0.3333, // C: 40 → 0
 	}
 	for code, n := range findings {
