@@ -21,24 +21,11 @@ import (
 	"infusion/server"
 )
 
-// loadSynth stores the generated courses of patients 0..n-1 through
-// transaction Bundles of PUTs, and returns how many resources it sent.
+// loadSynth stores the generated courses of patients first..first+n-1
+// and returns how many resources it sent.
 func (ts *testServer) loadSynth(t testing.TB, first, n int) int {
 	t.Helper()
-	gen := synth.New(synth.Config{Patients: first + n, Seed: 7})
-	sent := 0
-	for i := first; i < first+n; i++ {
-		var entries []string
-		for _, r := range gen.Patient(i) {
-			entries = append(entries, fmt.Sprintf(`{"resource":%s,"request":{"method":"PUT","url":"%s/%s"}}`, r.JSON, r.Type, r.ID))
-		}
-		sent += len(entries)
-		body := `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
-		if r := ts.do(t, http.MethodPost, "/", body); r.status != http.StatusOK {
-			t.Fatalf("loading patient %d: %d %s", i, r.status, r.body)
-		}
-	}
-	return sent
+	return ts.loadCohort(t, synth.New(synth.Config{Patients: first + n, Seed: 7}), first, n)
 }
 
 // manifest is a completed export's status body.

@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
 
+	"infusion/mapping/synth"
 	"infusion/server"
 )
 
@@ -312,4 +314,56 @@ func TestOutcomesErrors(t *testing.T) {
 	if r := ts.do(t, http.MethodGet, "/$infusion-outcomes", "", "Accept: application/xml"); r.status != http.StatusNotAcceptable {
 		t.Errorf("Accept: application/xml: %d", r.status)
 	}
+}
+
+// TestOutcomesRecoverRates feeds a generated cohort with known rates and
+// checks that $infusion-outcomes finds them within three standard errors.
+func TestOutcomesRecoverRates(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	rates := synth.DefaultRates()
+	rates.Response = map[string]float64{"ketamine": 0.6, "lidocaine": 0.3, "vitamin-nutrient": 0.2, "gabapentinoid": 0.5}
+	rates.Nausea, rates.Stop, rates.Headache = 0.2, 0.5, 0.1
+	ts.loadCohort(t, synth.New(synth.Config{Patients: 240, Seed: 11, Rates: &rates}), 0, 240)
+
+	within := func(name string, got any, p float64, n float64) {
+		t.Helper()
+		g, ok := got.(float64)
+		if se := math.Sqrt(p * (1 - p) / n); !ok || math.Abs(g-p) > 3*se {
+			t.Errorf("%s = %v, want %.3f ± %.3f (n %v)", name, got, p, 3*se, n)
+		}
+	}
+	all := outcomeFigures(t, ts.do(t, http.MethodGet, "/$infusion-outcomes", ""))
+	sessions := all["0.sessionsGiven"].(float64)
+	within("nausea rate", all["0.sideEffect.422587007.ratePerSession"], rates.Nausea, sessions)
+	within("headache rate", all["0.sideEffect.25064002.ratePerSession"], rates.Headache, sessions)
+	within("stopped for a side effect", all["0.stoppedForSideEffectRate"], rates.Nausea*rates.Stop, sessions)
+	if all["0.patients"] != 240.0 || all["0.pain.patientsWithData"] != 240.0 {
+		t.Errorf("%v patients, %v with pain data; want 240", all["0.patients"], all["0.pain.patientsWithData"])
+	}
+	byClass := outcomeFigures(t, ts.do(t, http.MethodGet, "/$infusion-outcomes?group-by=drug-class", ""))
+	for i := range int(byClass["groups"].(float64)) {
+		class, n := byClass[fmt.Sprint(i, ".drug-class")].(string), byClass[fmt.Sprint(i, ".pain.patientsWithData")].(float64)
+		within(class+" responders (50 %)", byClass[fmt.Sprint(i, ".pain.responders50Share")], rates.Response[class], n)
+	}
+}
+
+// loadCohort stores patients first..first+n-1 of a generator through
+// transaction Bundles of PUTs, and returns how many resources it sent.
+func (ts *testServer) loadCohort(t testing.TB, gen *synth.Generator, first, n int) int {
+	t.Helper()
+	sent := 0
+	for i := first; i < first+n; i += 20 {
+		var entries []string
+		for j := i; j < min(i+20, first+n); j++ {
+			for _, r := range gen.Patient(j) {
+				entries = append(entries, fmt.Sprintf(`{"resource":%s,"request":{"method":"PUT","url":"%s/%s"}}`, r.JSON, r.Type, r.ID))
+			}
+		}
+		sent += len(entries)
+		body := `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
+		if r := ts.do(t, http.MethodPost, "/", body); r.status != http.StatusOK {
+			t.Fatalf("loading patients %d…: %d %s", i, r.status, r.body)
+		}
+	}
+	return sent
 }
