@@ -1,0 +1,124 @@
+package outcomes
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"infusion/mapping"
+)
+
+func TestQuartiles(t *testing.T) {
+	for _, tc := range []struct {
+		in          []float64
+		q1, med, q3 float64
+		ok          bool
+	}{
+		{nil, 0, 0, 0, false},
+		{[]float64{5}, 5, 5, 5, true},
+		{[]float64{8, 6}, 6.5, 7, 7.5, true},
+		{[]float64{4, 1, 3, 2}, 1.75, 2.5, 3.25, true},
+		{[]float64{1, 2, 3, 4, 5}, 2, 3, 4, true},
+	} {
+		q1, med, q3, ok := Quartiles(tc.in)
+		if q1 != tc.q1 || med != tc.med || q3 != tc.q3 || ok != tc.ok {
+			t.Errorf("Quartiles(%v) = %v %v %v %v", tc.in, q1, med, q3, ok)
+		}
+	}
+}
+
+func TestDailyMME(t *testing.T) {
+	table, err := LoadMME("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oral := mapping.Coding{System: mapping.SystemSNOMED, Code: "26643006"}
+	order := func(code string, dose float64, unit string, freq int, period float64, periodUnit string, route mapping.Coding) mapping.Order {
+		return mapping.Order{Status: "active", Drug: mapping.Drug{Coding: mapping.Coding{System: mapping.SystemRxNorm, Code: code, Display: code}},
+			Route: route, Dose: &mapping.Quantity{Value: dose, Unit: unit}, Frequency: freq, Period: period, PeriodUnit: periodUnit}
+	}
+	for _, tc := range []struct {
+		name    string
+		o       mapping.Order
+		mme     float64
+		counted bool
+		err     string
+	}{
+		{"oxycodone 10 mg 4 a day", order("7804", 10, "mg", 4, 1, "d", oral), 60, true, ""},
+		{"morphine 15 mg every 12 h", order("7052", 15, "mg", 1, 12, "h", oral), 30, true, ""},
+		{"methadone 10 mg twice a day: one factor, 4.7", order("6813", 10, "mg", 2, 1, "d", oral), 94, true, ""},
+		{"tramadol 50 mg, no timing: once a day", order("10689", 50, "mg", 0, 0, "", oral), 10, true, ""},
+		{"hydromorphone 2000 ug", order("3423", 2000, "ug", 1, 1, "d", oral), 10, true, ""},
+		{"fentanyl patch 25 ug/h", order("4337", 25, "ug/h", 1, 3, "d", mapping.Coding{Code: "45890007"}), 60, true, ""},
+		{"fentanyl, not a patch", order("4337", 100, "ug", 1, 1, "d", mapping.Coding{Code: "54471007"}), 0, true, "no MME factor"},
+		{"buprenorphine left out", order("1819", 8, "mg", 1, 1, "d", oral), 0, false, ""},
+		{"IV morphine left out", order("7052", 5, "mg", 4, 1, "d", mapping.Coding{Code: "47625008"}), 0, false, ""},
+		{"cancelled", func() mapping.Order { o := order("7052", 5, "mg", 4, 1, "d", oral); o.Status = "cancelled"; return o }(), 0, false, ""},
+		{"no dose", func() mapping.Order { o := order("7052", 5, "mg", 4, 1, "d", oral); o.Dose = nil; return o }(), 0, true, "no dose"},
+		{"a dose in mL", order("7052", 5, "mL", 4, 1, "d", oral), 0, true, "does not convert"},
+		{"not an opioid of the table", order("1841", 5, "mg", 4, 1, "d", oral), 0, true, "no MME factor"},
+	} {
+		mme, counted, err := table.DailyMME(tc.o)
+		if mme != tc.mme || counted != tc.counted || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: %v %v %v", tc.name, mme, counted, err)
+		}
+	}
+}
+
+func TestActivePeriod(t *testing.T) {
+	day := func(s string) time.Time { v, _ := time.Parse(time.DateOnly, s); return v }
+	for _, tc := range []struct {
+		name       string
+		o          mapping.Order
+		start, end time.Time
+		ok         bool
+	}{
+		{"bounds, end a date: the whole day", mapping.Order{BoundsStart: day("2026-01-01"), BoundsEnd: day("2026-01-31"),
+			ValidityStart: day("2025-01-01")}, day("2026-01-01"), day("2026-02-01"), true},
+		{"validity", mapping.Order{ValidityStart: day("2026-01-01"), ValidityEnd: day("2026-01-10")}, day("2026-01-01"), day("2026-01-11"), true},
+		{"supply", mapping.Order{AuthoredOn: day("2026-01-01").Add(9 * time.Hour), ExpectedSupplyDays: 30},
+			day("2026-01-01").Add(9 * time.Hour), day("2026-01-31").Add(9 * time.Hour), true},
+		{"open-ended", mapping.Order{BoundsStart: day("2026-01-01")}, day("2026-01-01"), time.Time{}, true},
+		{"nothing", mapping.Order{AuthoredOn: day("2026-01-01")}, time.Time{}, time.Time{}, false},
+	} {
+		start, end, ok := ActivePeriod(tc.o)
+		if !start.Equal(tc.start) || !end.Equal(tc.end) || ok != tc.ok {
+			t.Errorf("%s: %v %v %v", tc.name, start, end, ok)
+		}
+	}
+}
+
+func TestParseFilter(t *testing.T) {
+	f, by, err := ParseFilter(url.Values{"drug-class": {"ketamine,lidocaine"}, "condition": {"http://snomed.info/sct|128200000", "203082005"},
+		"setting": {"community"}, "period": {"ge2026-01", "le2026-06-30"}, "group-by": {"month,drug-class"}, "_format": {"csv"}}, true, "_format")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.DrugClasses) != 2 || f.Conditions[0] != (Code{"http://snomed.info/sct", "128200000"}) || f.Conditions[1] != (Code{"", "203082005"}) ||
+		f.Settings[0] != mapping.SettingHome || !f.From.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) ||
+		!f.To.Equal(time.Date(2026, 6, 30, 23, 59, 59, 999e6, time.UTC)) || len(by) != 2 || by[0] != ByDrugClass {
+		t.Errorf("%+v %v", f, by)
+	}
+	for _, bad := range []url.Values{{"group-by": {"drug-class"}}, {"x": {"1"}}, {"period": {"eq2026"}}, {"period": {"ge2026-02-30"}}} {
+		if _, _, err := ParseFilter(bad, false); err == nil {
+			t.Errorf("ParseFilter(%v) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseFilter(f *testing.F) {
+	for _, s := range []string{"period=ge2026-01-01&period=le2026-06-30", "condition=a|b&group-by=month", "drug-class=ketamine,", "period=gt2026-01-01T10:00:00+02:00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, query string) {
+		params, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		filter, _, err := ParseFilter(params, true)
+		if err == nil && !filter.From.IsZero() && !filter.To.IsZero() && filter.To.Before(filter.From) {
+			t.Errorf("%q: a period ending before it starts was accepted", query)
+		}
+	})
+}
