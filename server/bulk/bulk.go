@@ -73,6 +73,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	running map[string]*run
+	removed map[string]bool // jobs cancelled or expired: a worker that takes one later skips it
 }
 
 // run is a job being written: its progress and how to cancel it.
@@ -102,7 +103,7 @@ func New(ctx context.Context, st Store, registry *search.Registry, opts Options)
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bulk: creating %s: %w", opts.Dir, err)
 	}
-	m := &Manager{store: st, registry: registry, opts: opts, queue: make(chan string, queueSize), running: map[string]*run{}}
+	m := &Manager{store: st, registry: registry, opts: opts, queue: make(chan string, queueSize), running: map[string]*run{}, removed: map[string]bool{}}
 	m.ctx, m.stop = context.WithCancel(context.Background())
 	if err := m.recover(ctx); err != nil {
 		return nil, err
@@ -233,6 +234,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) error {
 // remove stops a job if it runs, then deletes its files and its state.
 func (m *Manager) remove(ctx context.Context, id string) error {
 	m.mu.Lock()
+	m.removed[id] = true
 	r := m.running[id]
 	m.mu.Unlock()
 	if r != nil {
@@ -318,6 +320,11 @@ func (m *Manager) runJob(id string) {
 	ctx, cancel := context.WithCancel(m.ctx)
 	r := &run{cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
+	if m.removed[id] {
+		delete(m.removed, id)
+		m.mu.Unlock()
+		return
+	}
 	m.running[id] = r
 	m.mu.Unlock()
 	defer func() {
