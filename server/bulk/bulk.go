@@ -205,7 +205,7 @@ func (m *Manager) Status(ctx context.Context, id string) (Status, error) {
 		return Status{}, err
 	}
 	if m.expired(j) {
-		if err := m.remove(ctx, id); err != nil {
+		if err := m.remove(ctx, id, false); err != nil {
 			return Status{}, err
 		}
 		return Status{}, &store.Error{Code: store.ENotFound, Message: fmt.Sprintf("export job %s has expired", id)}
@@ -225,16 +225,20 @@ func (m *Manager) Status(ctx context.Context, id string) (Status, error) {
 // Cancel stops a job if it runs and deletes it and its files. Error:
 // store.ENotFound for an unknown job.
 func (m *Manager) Cancel(ctx context.Context, id string) error {
-	if _, err := m.store.ExportJob(ctx, id); err != nil {
+	j, err := m.store.ExportJob(ctx, id)
+	if err != nil {
 		return err
 	}
-	return m.remove(ctx, id)
+	return m.remove(ctx, id, j.Status == store.ExportAccepted || j.Status == store.ExportInProgress)
 }
 
-// remove stops a job if it runs, then deletes its files and its state.
-func (m *Manager) remove(ctx context.Context, id string) error {
+// remove stops a job if it runs, then deletes its files and its state. A
+// job still queued (unfinished) is marked, so that its worker skips it.
+func (m *Manager) remove(ctx context.Context, id string, unfinished bool) error {
 	m.mu.Lock()
-	m.removed[id] = true
+	if unfinished {
+		m.removed[id] = true
+	}
 	r := m.running[id]
 	m.mu.Unlock()
 	if r != nil {
@@ -276,7 +280,7 @@ func (m *Manager) expire(ctx context.Context) error {
 	}
 	for _, j := range jobs {
 		if m.expired(j) {
-			if err := m.remove(ctx, j.ID); err != nil {
+			if err := m.remove(ctx, j.ID, false); err != nil {
 				return err
 			}
 			m.opts.Logger.Info("export job expired", slog.String("job", j.ID))
