@@ -334,6 +334,7 @@ func (m *Manager) runJob(id string) {
 	defer func() {
 		m.mu.Lock()
 		delete(m.running, id)
+		delete(m.removed, id)
 		m.mu.Unlock()
 		cancel()
 		close(r.done)
