@@ -82,12 +82,13 @@ func (s *Store) runWriter(maxBatch int, last time.Time) {
 }
 
 // commit applies a batch in one transaction and reports to each caller. All
-// writes of a batch share one lastUpdated instant, never earlier than the
-// previous batch's.
+// writes of a batch share one lastUpdated instant, later than the previous
+// batch's (by a millisecond when the clock has not moved on): a snapshot's
+// latest instant then divides what it holds from what came after.
 func (s *Store) commit(batch []*job, last time.Time) time.Time {
 	now := s.now().UTC().Truncate(time.Millisecond)
-	if now.Before(last) {
-		now = last
+	if !now.After(last) {
+		now = last.Add(time.Millisecond)
 	}
 	results := make([]error, len(batch))
 	err := s.inTransaction(func(tx *sql.Tx) error {
