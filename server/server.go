@@ -69,6 +69,7 @@ type Store interface {
 	// Outcomes reads, patient by patient, what the outcome figures of the
 	// selected courses need.
 	Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcomes.Record) error) error
+	tableStore // the flat tables of $infusion-tables
 }
 
 var _ Store = (*store.Store)(nil)
@@ -129,6 +130,7 @@ const (
 	operationCourse     = operationPrefix + "course"
 	operationSummary    = operationPrefix + "infusion-summary"
 	operationExport     = operationPrefix + "export"
+	operationTables     = operationPrefix + "infusion-tables"
 	operationOutcomes   = operationPrefix + "infusion-outcomes"
 )
 
@@ -163,6 +165,7 @@ var routeTable = []route{
 	{http.MethodGet, "/$infusion-outcomes", caps(operationOutcomes), "", (*Server).infusionOutcomes},
 	{http.MethodGet, "/$export", caps(operationExport), "", (*Server).exportKickOff},
 	{http.MethodGet, "/Patient/$export", caps(operationExport), "Patient", (*Server).exportKickOff},
+	{http.MethodGet, "/$infusion-tables/:table", caps(operationTables), "", (*Server).infusionTables},
 	{http.MethodPost, "/", caps(conformance.Transaction, conformance.Batch), "", (*Server).bundle},
 	{http.MethodGet, "/_history", caps(conformance.HistorySystem), "", (*Server).history},
 	{http.MethodGet, "/", caps(conformance.SearchSystem), "", (*Server).searchSystem},
