@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"strconv"
@@ -116,6 +117,9 @@ func (s *Server) exportFile(c echo.Context) error {
 		return err
 	}
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) { // deleted meanwhile
+		return &store.Error{Code: store.ENotFound, Message: "export file " + c.Param("name") + " is gone"}
+	}
 	if err != nil {
 		return fmt.Errorf("opening export file: %w", err)
 	}

@@ -33,6 +33,7 @@ type manifest struct {
 	Request             string
 	RequiresAccessToken *bool
 	Output              []exportFile
+	Deleted             []exportFile
 	Error               []any
 }
 
@@ -199,17 +200,32 @@ func TestExport(t *testing.T) {
 		t.Errorf("_type: files of %v", got)
 	}
 
-	// _since: what changed at or after an export's transactionTime.
+	// _since: what changed after an export's transactionTime, and a
+	// transaction Bundle for each resource deleted since.
 	since := m.TransactionTime
 	later := ts.create(t, "Observation", example(t, "valid/observation-pain-after.json"))
-	bySince := ts.exported(t, ts.awaitExport(t, ts.kickOff(t, "/$export?_since="+url.QueryEscape(since))))
+	gone := all["MedicationAdministration"][0]
+	ts.do(t, http.MethodDelete, "/MedicationAdministration/"+gone, "")
+	m = ts.awaitExport(t, ts.kickOff(t, "/$export?_since="+url.QueryEscape(since)))
+	bySince := ts.exported(t, m)
 	if !slices.Contains(bySince["Observation"], later) {
 		t.Errorf("_since %s: %s not exported", since, later)
 	}
 	for _, typ := range types {
-		if want := ts.searchedIDs(t, typ, "_lastUpdated=ge"+url.QueryEscape(since)); !slices.Equal(bySince[typ], want) {
+		if want := ts.searchedIDs(t, typ, "_lastUpdated=gt"+url.QueryEscape(since)); !slices.Equal(bySince[typ], want) {
 			t.Errorf("_since %s: %s %d resources, search finds %d", since, typ, len(bySince[typ]), len(want))
 		}
+	}
+	if len(m.Deleted) != 1 || m.Deleted[0].Type != "Bundle" || m.Deleted[0].Count != 1 {
+		t.Fatalf("_since: deleted %+v", m.Deleted)
+	}
+	r := ts.do(t, http.MethodGet, strings.TrimPrefix(m.Deleted[0].URL, ts.URL), "")
+	fhirtest.CheckResource(t, bytes.TrimSpace(r.body))
+	if !strings.Contains(string(r.body), `"type":"transaction"`) || !strings.Contains(string(r.body), `{"method":"DELETE","url":"MedicationAdministration/`+gone+`"}`) {
+		t.Errorf("deleted file: %s", r.body)
+	}
+	if m := ts.awaitExport(t, ts.kickOff(t, "/$export")); m.Deleted != nil {
+		t.Errorf("deleted without _since: %+v", m.Deleted)
 	}
 
 	// _typeFilter: searches, ORed for one type, through the search engine.
@@ -256,6 +272,7 @@ func TestExportErrors(t *testing.T) {
 			http.StatusBadRequest, "not a search on one of the exported types"},
 		{"_typeFilter with an unknown parameter", "/$export?_typeFilter=Observation%3Fcolour%3Dred", nil, http.StatusBadRequest, "colour"},
 		{"_typeFilter with a bad value", "/$export?_typeFilter=Observation%3Fdate%3Dsoon", nil, http.StatusBadRequest, "date"},
+		{"_typeFilter the store cannot run", "/$export?_typeFilter=Observation%3F_id:missing%3Dtrue", nil, http.StatusBadRequest, "_typeFilter on Observation"},
 		{"_typeFilter with _include", "/$export?_typeFilter=Observation%3F_include%3DObservation:subject", nil, http.StatusBadRequest, "_include shapes a result"},
 		{"unknown status", "/$export-status/no-such-job", nil, http.StatusNotFound, "not known"},
 		{"unknown file", "/$export-file/no-such-job/Observation.ndjson", nil, http.StatusNotFound, "not known"},

@@ -57,7 +57,7 @@ type ExportQuery struct {
 	// the compartment of every resource of its Type (every patient's).
 	Compartment *Compartment
 	// Since, when set, keeps the resources whose current version was
-	// written at or after it.
+	// written after it.
 	Since time.Time
 }
 
@@ -77,9 +77,58 @@ func (sn *Snapshot) Count(ctx context.Context, typ string) (int64, error) {
 // during the call. An error from fn stops the export and is returned.
 func (sn *Snapshot) Export(ctx context.Context, q ExportQuery, fn func(body []byte) error) error {
 	var b builder
+	where, err := b.exportCondition(q)
+	if err != nil {
+		return err
+	}
+	return sn.stream(ctx, q.Type, "SELECT v.body FROM resources r INDEXED BY resources_type_rid JOIN resource_versions v ON v.seq = r.seq WHERE "+
+		where+" ORDER BY r.rid", b.args, fn)
+}
+
+// ExportDeleted calls fn with the id of each resource of q.Type deleted
+// after q.Since (a deleted resource has no search index rows left, so
+// Filters and Compartment do not apply), in the order they were first
+// written.
+func (sn *Snapshot) ExportDeleted(ctx context.Context, q ExportQuery, fn func(id []byte) error) error {
+	return sn.stream(ctx, q.Type, "SELECT r.id FROM resources r INDEXED BY resources_type_rid WHERE r.type = ?1 AND r.deleted = 1 AND r.last_updated > ?2 ORDER BY r.rid",
+		[]any{q.Type, formatTime(q.Since)}, fn)
+}
+
+// stream runs a query of one column and calls fn with each value.
+func (sn *Snapshot) stream(ctx context.Context, typ, query string, args []any, fn func([]byte) error) error {
+	rows, err := sn.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("store: exporting %s: %w", typ, err)
+	}
+	defer rows.Close()
+	var value sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&value); err != nil {
+			return fmt.Errorf("store: exporting %s: %w", typ, err)
+		}
+		if err := fn(value); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: exporting %s: %w", typ, err)
+	}
+	return nil
+}
+
+// CheckExport reports whether the store can run q: an error (EUnsupported)
+// for a filter the search engine parses but the store cannot run.
+func CheckExport(q ExportQuery) error {
+	var b builder
+	_, err := b.exportCondition(q)
+	return err
+}
+
+// exportCondition is the condition on resources r of what q selects.
+func (b *builder) exportCondition(q ExportQuery) (string, error) {
 	parts := []string{"r.type = " + b.arg(q.Type), "r.deleted = 0"}
 	if !q.Since.IsZero() {
-		parts = append(parts, "r.last_updated >= "+b.arg(formatTime(q.Since)))
+		parts = append(parts, "r.last_updated > "+b.arg(formatTime(q.Since)))
 	}
 	if c := q.Compartment; c != nil {
 		var ors []string
@@ -95,7 +144,7 @@ func (sn *Snapshot) Export(ctx context.Context, q ExportQuery, fn func(body []by
 			for _, c := range f.Clauses {
 				cond, err := b.match(c, outer, []string{q.Type})
 				if err != nil {
-					return err
+					return "", err
 				}
 				ands = append(ands, cond)
 			}
@@ -103,25 +152,7 @@ func (sn *Snapshot) Export(ctx context.Context, q ExportQuery, fn func(body []by
 		}
 		parts = append(parts, "("+strings.Join(ors, " OR ")+")")
 	}
-	rows, err := sn.tx.QueryContext(ctx, "SELECT v.body FROM resources r INDEXED BY resources_type_rid JOIN resource_versions v ON v.seq = r.seq WHERE "+
-		strings.Join(parts, " AND ")+" ORDER BY r.rid", b.args...)
-	if err != nil {
-		return fmt.Errorf("store: exporting %s: %w", q.Type, err)
-	}
-	defer rows.Close()
-	var body sql.RawBytes
-	for rows.Next() {
-		if err := rows.Scan(&body); err != nil {
-			return fmt.Errorf("store: exporting %s: %w", q.Type, err)
-		}
-		if err := fn(body); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: exporting %s: %w", q.Type, err)
-	}
-	return nil
+	return strings.Join(parts, " AND "), nil
 }
 
 // ExportJob is the state of a Bulk Data export job.
@@ -145,6 +176,9 @@ type ExportFile struct {
 	Name  string // the file's name in the job's directory
 	Type  string // the resource type of its lines
 	Count int64  // its lines: one resource each
+	// Deleted says its lines are transaction Bundles deleting resources
+	// of Type (Bulk Data's deleted output).
+	Deleted bool
 }
 
 // The statuses of an export job.
@@ -155,33 +189,43 @@ const (
 	ExportFailed     = "failed"
 )
 
+// CreateExportJob records a new job.
+func (s *Store) CreateExportJob(ctx context.Context, j ExportJob) error {
+	return s.writeExportJob(ctx, j, `INSERT INTO export_jobs (id, status, request, created, transaction_time, finished, expires, error, attempts)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`)
+}
+
 // SaveExportJob writes a job's state and files, replacing what was there.
+// Error: ENotFound when the job is gone (cancelled or expired meanwhile).
 func (s *Store) SaveExportJob(ctx context.Context, j ExportJob) error {
+	return s.writeExportJob(ctx, j, `UPDATE export_jobs SET status = ?2, request = ?3, transaction_time = ?5, finished = ?6,
+		expires = ?7, error = ?8, attempts = ?9 WHERE id = ?1 AND created = ?4`)
+}
+
+func (s *Store) writeExportJob(ctx context.Context, j ExportJob, query string) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: saving export job %s: %w", j.ID, err)
 	}
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `INSERT INTO export_jobs (id, status, request, created, transaction_time, finished, expires, error, attempts)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET status = excluded.status, request = excluded.request, transaction_time = excluded.transaction_time,
-		finished = excluded.finished, expires = excluded.expires, error = excluded.error, attempts = excluded.attempts`,
-		j.ID, j.Status, j.Request, formatTime(j.Created), optionalTime(j.TransactionTime), optionalTime(j.Finished),
-		optionalTime(j.Expires), j.Error, j.Attempts)
-	if err == nil {
-		_, err = tx.ExecContext(ctx, "DELETE FROM export_files WHERE job = ?", j.ID)
+	res, err := tx.ExecContext(ctx, query, j.ID, j.Status, j.Request, formatTime(j.Created), optionalTime(j.TransactionTime),
+		optionalTime(j.Finished), optionalTime(j.Expires), j.Error, j.Attempts)
+	if err != nil {
+		return fmt.Errorf("store: saving export job %s: %w", j.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errorf(ENotFound, "export job %s is not known", j.ID)
+	}
+	if _, err = tx.ExecContext(ctx, "DELETE FROM export_files WHERE job = ?", j.ID); err != nil {
+		return fmt.Errorf("store: saving export job %s: %w", j.ID, err)
 	}
 	for i, f := range j.Files {
-		if err != nil {
-			break
+		if _, err = tx.ExecContext(ctx, "INSERT INTO export_files (job, position, name, type, count, deleted) VALUES (?, ?, ?, ?, ?, ?)",
+			j.ID, i, f.Name, f.Type, f.Count, f.Deleted); err != nil {
+			return fmt.Errorf("store: saving export job %s: %w", j.ID, err)
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO export_files (job, position, name, type, count) VALUES (?, ?, ?, ?, ?)",
-			j.ID, i, f.Name, f.Type, f.Count)
 	}
-	if err == nil {
-		err = tx.Commit()
-	}
-	if err != nil {
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: saving export job %s: %w", j.ID, err)
 	}
 	return nil
@@ -258,7 +302,7 @@ func (s *Store) exportJobs(ctx context.Context, where string, args ...any) ([]Ex
 }
 
 func (s *Store) exportFiles(ctx context.Context, job string) ([]ExportFile, error) {
-	rows, err := s.read.QueryContext(ctx, "SELECT name, type, count FROM export_files WHERE job = ? ORDER BY position", job)
+	rows, err := s.read.QueryContext(ctx, "SELECT name, type, count, deleted FROM export_files WHERE job = ? ORDER BY position", job)
 	if err != nil {
 		return nil, fmt.Errorf("store: reading the files of export job %s: %w", job, err)
 	}
@@ -266,7 +310,7 @@ func (s *Store) exportFiles(ctx context.Context, job string) ([]ExportFile, erro
 	var files []ExportFile
 	for rows.Next() {
 		var f ExportFile
-		if err := rows.Scan(&f.Name, &f.Type, &f.Count); err != nil {
+		if err := rows.Scan(&f.Name, &f.Type, &f.Count, &f.Deleted); err != nil {
 			return nil, fmt.Errorf("store: reading the files of export job %s: %w", job, err)
 		}
 		files = append(files, f)

@@ -29,6 +29,7 @@ import (
 // Store is what the jobs need of the storage.
 type Store interface {
 	Snapshot(ctx context.Context) (*store.Snapshot, error)
+	CreateExportJob(ctx context.Context, j store.ExportJob) error
 	SaveExportJob(ctx context.Context, j store.ExportJob) error
 	ExportJob(ctx context.Context, id string) (store.ExportJob, error)
 	ExportJobs(ctx context.Context) ([]store.ExportJob, error)
@@ -73,7 +74,6 @@ type Manager struct {
 
 	mu      sync.Mutex
 	running map[string]*run
-	removed map[string]bool // jobs cancelled or expired: a worker that takes one later skips it
 }
 
 // run is a job being written: its progress and how to cancel it.
@@ -103,7 +103,7 @@ func New(ctx context.Context, st Store, registry *search.Registry, opts Options)
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bulk: creating %s: %w", opts.Dir, err)
 	}
-	m := &Manager{store: st, registry: registry, opts: opts, queue: make(chan string, queueSize), running: map[string]*run{}, removed: map[string]bool{}}
+	m := &Manager{store: st, registry: registry, opts: opts, queue: make(chan string, queueSize+opts.Workers), running: map[string]*run{}}
 	m.ctx, m.stop = context.WithCancel(context.Background())
 	if err := m.recover(ctx); err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func New(ctx context.Context, st Store, registry *search.Registry, opts Options)
 		go m.work()
 	}
 	m.wg.Add(1)
-	go m.expireEvery(min(opts.TTL/4, time.Minute))
+	go m.expireEvery(max(min(opts.TTL/4, time.Minute), time.Second))
 	return m, nil
 }
 
@@ -140,16 +140,16 @@ func (m *Manager) recover(ctx context.Context) error {
 				return fmt.Errorf("bulk: clearing job %s: %w", j.ID, err)
 			}
 			j.Status, j.TransactionTime, j.Files = store.ExportAccepted, time.Time{}, nil
-			if j.Attempts >= maxAttempts {
+			switch {
+			case j.Attempts >= maxAttempts:
 				m.finish(&j, fmt.Errorf("the export was interrupted by %d server restarts; start a new export", j.Attempts))
+			case len(m.queue) == cap(m.queue):
+				m.finish(&j, fmt.Errorf("the server restarted with more than %d unfinished exports; start a new export", cap(m.queue)))
 			}
 			if err := m.store.SaveExportJob(ctx, j); err != nil {
 				return err
 			}
 			if j.Status == store.ExportAccepted {
-				if len(m.queue) == cap(m.queue) {
-					return fmt.Errorf("bulk: more than %d unfinished export jobs", queueSize)
-				}
 				m.queue <- j.ID
 				m.opts.Logger.Info("export job resumed", slog.String("job", j.ID), slog.Int("attempt", j.Attempts+1))
 			}
@@ -174,10 +174,10 @@ func (m *Manager) Start(ctx context.Context, req Request) (string, error) {
 		return "", err
 	}
 	j := store.ExportJob{ID: uuid.NewString(), Status: store.ExportAccepted, Request: body, Created: m.opts.Now()}
-	if len(m.queue) == cap(m.queue) {
+	if len(m.queue) >= queueSize {
 		return "", ErrBusy
 	}
-	if err := m.store.SaveExportJob(ctx, j); err != nil {
+	if err := m.store.CreateExportJob(ctx, j); err != nil {
 		return "", err
 	}
 	select {
@@ -205,7 +205,7 @@ func (m *Manager) Status(ctx context.Context, id string) (Status, error) {
 		return Status{}, err
 	}
 	if m.expired(j) {
-		if err := m.remove(ctx, id, false); err != nil {
+		if err := m.remove(ctx, id); err != nil {
 			return Status{}, err
 		}
 		return Status{}, &store.Error{Code: store.ENotFound, Message: fmt.Sprintf("export job %s has expired", id)}
@@ -225,20 +225,21 @@ func (m *Manager) Status(ctx context.Context, id string) (Status, error) {
 // Cancel stops a job if it runs and deletes it and its files. Error:
 // store.ENotFound for an unknown job.
 func (m *Manager) Cancel(ctx context.Context, id string) error {
-	j, err := m.store.ExportJob(ctx, id)
-	if err != nil {
+	if _, err := m.store.ExportJob(ctx, id); err != nil {
 		return err
 	}
-	return m.remove(ctx, id, j.Status == store.ExportAccepted || j.Status == store.ExportInProgress)
+	return m.remove(ctx, id)
 }
 
-// remove stops a job if it runs, then deletes its files and its state. A
-// job still queued (unfinished) is marked, so that its worker skips it.
-func (m *Manager) remove(ctx context.Context, id string, unfinished bool) error {
-	m.mu.Lock()
-	if unfinished {
-		m.removed[id] = true
+// remove deletes a job's state, so that a worker taking it later skips it
+// and a run under way cannot save it again, stops the run, and deletes the
+// job's files. It finishes even if the caller goes away.
+func (m *Manager) remove(ctx context.Context, id string) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := m.store.DeleteExportJob(ctx, id); err != nil {
+		return err
 	}
+	m.mu.Lock()
 	r := m.running[id]
 	m.mu.Unlock()
 	if r != nil {
@@ -248,7 +249,7 @@ func (m *Manager) remove(ctx context.Context, id string, unfinished bool) error 
 	if err := os.RemoveAll(m.jobDir(id)); err != nil {
 		return fmt.Errorf("bulk: deleting the files of job %s: %w", id, err)
 	}
-	return m.store.DeleteExportJob(ctx, id)
+	return nil
 }
 
 // File returns the path of a completed job's output file. Error:
@@ -280,7 +281,7 @@ func (m *Manager) expire(ctx context.Context) error {
 	}
 	for _, j := range jobs {
 		if m.expired(j) {
-			if err := m.remove(ctx, j.ID, false); err != nil {
+			if err := m.remove(ctx, j.ID); err != nil {
 				return err
 			}
 			m.opts.Logger.Info("export job expired", slog.String("job", j.ID))
@@ -324,39 +325,36 @@ func (m *Manager) runJob(id string) {
 	ctx, cancel := context.WithCancel(m.ctx)
 	r := &run{cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
-	if m.removed[id] {
-		delete(m.removed, id)
-		m.mu.Unlock()
-		return
-	}
 	m.running[id] = r
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
 		delete(m.running, id)
-		delete(m.removed, id)
 		m.mu.Unlock()
 		cancel()
 		close(r.done)
 	}()
 	j, err := m.store.ExportJob(ctx, id)
 	if err != nil {
-		return // cancelled before it started
+		if store.Code(err) != store.ENotFound && ctx.Err() == nil {
+			m.opts.Logger.Error("export job", slog.String("job", id), slog.String("error", err.Error()))
+		}
+		return // cancelled before it started, or unreadable: the next start runs it again
 	}
 	j.Attempts++
 	j.Status = store.ExportInProgress
-	if err := m.store.SaveExportJob(ctx, j); err != nil {
-		m.opts.Logger.Error("export job", slog.String("job", id), slog.String("error", err.Error()))
-		return
-	}
 	started := time.Now()
-	err = m.export(ctx, &j, r)
-	if ctx.Err() != nil {
-		return // cancelled, or the server stops: the next start runs it again
+	if err = m.store.SaveExportJob(ctx, j); err == nil {
+		err = m.export(ctx, &j, r)
+	}
+	if ctx.Err() != nil || store.Code(err) == store.ENotFound {
+		return // cancelled, or the server stops (the next start runs it again)
 	}
 	m.finish(&j, err)
 	if err := m.store.SaveExportJob(context.WithoutCancel(ctx), j); err != nil {
-		m.opts.Logger.Error("export job", slog.String("job", id), slog.String("error", err.Error()))
+		if store.Code(err) != store.ENotFound {
+			m.opts.Logger.Error("export job", slog.String("job", id), slog.String("error", err.Error()))
+		}
 		return
 	}
 	m.opts.Logger.Info("export job finished", slog.String("job", id), slog.String("status", j.Status),
@@ -382,6 +380,7 @@ func (m *Manager) export(ctx context.Context, j *store.ExportJob, r *run) error 
 	if err != nil {
 		return err
 	}
+	before := m.opts.Now()
 	snap, err := m.store.Snapshot(ctx)
 	if err != nil {
 		return err
@@ -389,7 +388,7 @@ func (m *Manager) export(ctx context.Context, j *store.ExportJob, r *run) error 
 	defer snap.Close()
 	j.TransactionTime = snap.LastUpdated
 	if j.TransactionTime.IsZero() {
-		j.TransactionTime = m.opts.Now()
+		j.TransactionTime = before // an empty database
 	}
 	var total int64
 	for _, q := range queries {
@@ -408,7 +407,38 @@ func (m *Manager) export(ctx context.Context, j *store.ExportJob, r *run) error 
 		return err
 	}
 	for _, q := range queries {
-		f, err := writeFile(ctx, snap, q, filepath.Join(dir, q.Type+".ndjson"), &r.written)
+		f := store.ExportFile{Name: q.Type + ".ndjson", Type: q.Type}
+		err := writeFile(filepath.Join(dir, f.Name), &f.Count, func(line func([]byte) error) error {
+			return snap.Export(ctx, q, func(body []byte) error {
+				r.written.Add(1)
+				return line(body)
+			})
+		})
+		if err != nil {
+			return err
+		}
+		if f.Count > 0 {
+			j.Files = append(j.Files, f)
+		}
+	}
+	if req.Since.IsZero() || req.Patients {
+		return nil
+	}
+	// The resources deleted since: one transaction Bundle a line. Their
+	// index rows are gone, so a type with a _typeFilter has none.
+	for _, q := range queries {
+		if len(q.Filters) > 0 {
+			continue
+		}
+		f := store.ExportFile{Name: q.Type + ".deleted.ndjson", Type: q.Type, Deleted: true}
+		var bundle []byte
+		err := writeFile(filepath.Join(dir, f.Name), &f.Count, func(line func([]byte) error) error {
+			return snap.ExportDeleted(ctx, q, func(id []byte) error {
+				bundle = append(bundle[:0], `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"`...)
+				bundle = append(append(append(bundle, q.Type...), '/'), id...)
+				return line(append(bundle, `"}}]}`...))
+			})
+		})
 		if err != nil {
 			return err
 		}
@@ -419,19 +449,17 @@ func (m *Manager) export(ctx context.Context, j *store.ExportJob, r *run) error 
 	return nil
 }
 
-// writeFile streams the resources of one query into an NDJSON file; a file
-// with none is removed.
-func writeFile(ctx context.Context, snap *store.Snapshot, q store.ExportQuery, path string, written *atomic.Int64) (store.ExportFile, error) {
-	out := store.ExportFile{Name: filepath.Base(path), Type: q.Type}
+// writeFile writes an NDJSON file: fill calls line with each line's JSON,
+// which count counts. A file with no line is removed.
+func writeFile(path string, count *int64, fill func(line func([]byte) error) error) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return out, err
+		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	err = snap.Export(ctx, q, func(body []byte) error {
-		w.Write(body)
-		out.Count++
-		written.Add(1)
+	err = fill(func(b []byte) error {
+		w.Write(b)
+		*count++
 		return w.WriteByte('\n')
 	})
 	if err == nil {
@@ -441,11 +469,11 @@ func writeFile(ctx context.Context, snap *store.Snapshot, q store.ExportQuery, p
 		err = f.Sync()
 	}
 	err = errors.Join(err, f.Close())
-	if err == nil && out.Count == 0 {
+	if err == nil && *count == 0 {
 		err = os.Remove(path)
 	}
 	if err != nil {
-		return out, fmt.Errorf("writing %s: %w", out.Name, err)
+		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
 	}
-	return out, nil
+	return nil
 }

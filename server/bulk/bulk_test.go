@@ -235,3 +235,60 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("the snapshot exported %v, %v", ids, err)
 	}
 }
+
+// TestCancelRunning: a job cancelled while it runs stops, is gone at once,
+// and its run does not save it again.
+func TestCancelRunning(t *testing.T) {
+	st, reg, dir := fixture(t, 5)
+	ctx := context.Background()
+	stall := stalling{Store: st, entered: make(chan struct{}, 1)}
+	m, err := bulk.New(ctx, stall, reg, bulk.Options{Dir: dir, Types: types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.Start(ctx, bulk.Request{Types: types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-stall.entered
+	if err := m.Cancel(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if _, err := st.ExportJob(ctx, id); store.Code(err) != store.ENotFound {
+		t.Errorf("a job cancelled while running: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("files after cancel: %v", entries)
+	}
+}
+
+// TestRestartWithManyUnfinished: a start-up with more unfinished jobs than
+// the queue holds starts, and marks the excess failed.
+func TestRestartWithManyUnfinished(t *testing.T) {
+	st, reg, dir := fixture(t, 1)
+	ctx := context.Background()
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 80 {
+		j := store.ExportJob{ID: fmt.Sprintf("job-%02d", i), Status: store.ExportInProgress, Request: []byte(`{"types":["Observation"]}`),
+			Created: created.Add(time.Duration(i) * time.Second), Attempts: 1}
+		if err := st.CreateExportJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := bulk.New(ctx, st, reg, bulk.Options{Dir: dir, Types: types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	failed := 0
+	for i := range 80 {
+		s := await(t, m, fmt.Sprintf("job-%02d", i))
+		if s.Status == store.ExportFailed && strings.Contains(s.Error, "unfinished exports") {
+			failed++
+		}
+	}
+	if failed == 0 || failed > 80-64 {
+		t.Errorf("%d of 80 unfinished jobs failed at start-up", failed)
+	}
+}

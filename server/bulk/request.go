@@ -73,11 +73,15 @@ func (m *Manager) Parse(params url.Values, patients, lenient bool) (Request, err
 		req.Types = exportable
 	}
 	for _, v := range params["_typeFilter"] {
-		for _, f := range splitQueries(v) {
-			if _, _, err := m.typeFilter(req.Types, f); err != nil {
-				return req, err
-			}
-			req.TypeFilters = append(req.TypeFilters, f)
+		req.TypeFilters = append(req.TypeFilters, splitQueries(v)...)
+	}
+	queries, err := m.queries(req)
+	if err != nil {
+		return req, err
+	}
+	for _, q := range queries {
+		if err := store.CheckExport(q); err != nil {
+			return req, fhir.Errorf(fhir.KindInvalid, fhir.IssueNotSupported, "_typeFilter", "_typeFilter on %s: %v", q.Type, err)
 		}
 	}
 	return req, nil
@@ -183,7 +187,10 @@ type Manifest struct {
 	Request             string   `json:"request"`
 	RequiresAccessToken bool     `json:"requiresAccessToken"`
 	Output              []Output `json:"output"`
-	Error               []Output `json:"error"`
+	// Deleted, for an export with _since, are files of transaction
+	// Bundles deleting the resources deleted since.
+	Deleted []Output `json:"deleted,omitzero"`
+	Error   []Output `json:"error"`
 }
 
 // Output is one file of a manifest.
@@ -199,7 +206,14 @@ func (st Status) Manifest(fileURL func(name string) string) Manifest {
 	out := Manifest{TransactionTime: fhir.FormatInstant(st.TransactionTime), Request: st.Request.URL,
 		Output: []Output{}, Error: []Output{}}
 	for _, f := range st.Files {
-		out.Output = append(out.Output, Output{Type: f.Type, URL: fileURL(f.Name), Count: f.Count})
+		if f.Deleted {
+			out.Deleted = append(out.Deleted, Output{Type: "Bundle", URL: fileURL(f.Name), Count: f.Count})
+		} else {
+			out.Output = append(out.Output, Output{Type: f.Type, URL: fileURL(f.Name), Count: f.Count})
+		}
+	}
+	if !st.Request.Since.IsZero() && !st.Request.Patients && out.Deleted == nil {
+		out.Deleted = []Output{}
 	}
 	return out
 }
