@@ -4,6 +4,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -126,7 +127,7 @@ func tabularFormat(c echo.Context, allowed ...string) (string, error) {
 	}
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil || params["q"] == "0" {
+		if q, qerr := strconv.ParseFloat(params["q"], 64); err != nil || qerr == nil && q == 0 {
 			continue
 		}
 		if mt == "*/*" {

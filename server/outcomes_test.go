@@ -24,9 +24,9 @@ const rxnorm, snomed = "http://www.nlm.nih.gov/research/umls/rxnorm", "http://sn
 //	   denied during S1; nausea part of S2. Oxycodone 10 mg 4×/d to 03-31;
 //	   methadone 10 mg 2×/d from 04-01 (validityPeriod).
 //	B  lidocaine for fibromyalgia, at home. T1 05-05 10:00–11:00 and T2
-//	   05-12 10:00–11:00 completed. Pain 6 before T1 (baseline), 6 after T1,
-//	   5 after T2 (the last score in the 30 days after T2: outcome −1,
-//	   −16.667 %). Nausea part of T1. Morphine 30 mg 2×/d authored 04-10
+//	   05-12 10:00–11:00 completed. Pain 6 before T1 (baseline), 6 after T1
+//	   and 5 after T2 (part of them), 5 on 06-01 (outcome: −1, −16.667 %).
+//	   Nausea part of T1. Morphine 30 mg 2×/d authored 04-10
 //	   for 30 days; a fentanyl patch 12 ug/h from 06-01.
 //	C  ketamine for CRPS, clinic. U1 03-20 09:00–13:00 completed; no score
 //	   before it, 3 on 04-01. Tramadol 50 mg 4×/d to 03-31; buprenorphine
@@ -55,6 +55,7 @@ var outcomeCohort = []struct{ typ, id, body string }{
 	{"Observation", "b-p1", painScore("B", "2026-05-05T09:50:00Z", 6, "")},
 	{"Observation", "b-p2", painScore("B", "2026-05-05T11:10:00Z", 6, "b-t1")},
 	{"Observation", "b-p3", painScore("B", "2026-05-12T11:10:00Z", 5, "b-t2")},
+	{"Observation", "b-p4", painScore("B", "2026-06-01T09:00:00Z", 5, "")},
 	{"Observation", "b-nausea", sideEffectObs("B", "422587007", "Nausea", "2026-05-05T10:30:00Z", "b-t1", true)},
 	{"MedicationRequest", "b-morphine", opioidOrder("B", "7052", "morphine", 30, "mg", 2, "26643006", `"timing":{"repeat":{"frequency":2,"period":1,"periodUnit":"d"}}`,
 		`"dispenseRequest":{"expectedSupplyDuration":{"value":30,"unit":"d","system":"http://unitsofmeasure.org","code":"d"}}`)},
@@ -213,6 +214,9 @@ func TestOutcomes(t *testing.T) {
 		"0.opioids.meanDailyMMEAfter":       40.933,                                                                      // (94 + 28.8 + 0) / 3
 		"0.opioids.patientsOnOpioidsBefore": 3.0, "0.opioids.patientsReduced50": 1.0, "0.opioids.reduced50Share": 0.3333, // C: 40 → 0
 	}
+	if len(findings) == 0 {
+		t.Fatal("the cohort raised no finding")
+	}
 	for code, n := range findings {
 		want["0.finding."+code+".count"] = n
 		want["0.finding."+code+".per100Sessions"] = float64(int(n*100/5*1000+0.5)) / 1000
@@ -258,10 +262,14 @@ func TestOutcomes(t *testing.T) {
 	byMonth := outcomeFigures(t, ts.do(t, http.MethodGet, "/$infusion-outcomes?group-by=month,setting", ""))
 	checkFigures(t, "by month and setting", byMonth, map[string]any{"groups": 2.0,
 		"0.setting": "clinic", "0.month": "2026-03", "0.patients": 3.0, "1.setting": "home", "1.month": "2026-05"})
-	// A longer outcome window reaches nothing more here; a day's misses A's
-	// follow-up (04-05 is 25 days after S2), whose last score is then 5.
+	// A day's outcome window misses A's follow-up (04-05 is 25 days after
+	// S2); the score after S2 is part of it, not an outcome.
 	short := outcomeFigures(t, ts.do(t, http.MethodGet, "/$infusion-outcomes?drug-class=ketamine&outcome-window=1", ""))
-	checkFigures(t, "outcome-window=1", short, map[string]any{"0.pain.lastMedian": 5.0, "0.pain.responders30": 1.0, "0.pain.responders50": 0.0})
+	checkFigures(t, "outcome-window=1", short, map[string]any{"0.pain.patientsWithData": 0.0, "0.pain.patientsWithoutFollowUp": 1.0,
+		"0.pain.patientsWithoutBaseline": 1.0, "0.pain.responders30": 0.0, "0.pain.respondedDuringSessions": 1.0})
+	if _, ok := short["0.pain.lastMedian"]; ok {
+		t.Errorf("outcome-window=1: an outcome score %v", short["0.pain.lastMedian"])
+	}
 
 	for _, accept := range []string{"_format=csv", ""} {
 		headers := []string{}

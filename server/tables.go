@@ -62,7 +62,7 @@ func (s *Server) infusionTables(c echo.Context) error {
 		return fhir.Errorf(fhir.KindNotFound, fhir.IssueNotFound, "",
 			"there is no table %q: the tables are %s", name, strings.Join(store.TableNames(), ", "))
 	}
-	f, _, err := outcomes.ParseFilter(c.QueryParams(), false, "_format")
+	f, _, err := outcomes.ParseFilter(c.QueryParams(), false, "_format", "_pretty")
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcome
 	}
 	queries := []string{
 		`SELECT o.patient, o.id, o.status, o.authored_on, o.drug_system, o.drug_code, o.drug_display, o.drug_class, o.setting,
-			(SELECT json_group_array(json_array(i.system, i.code, i.display)) FROM order_indications i
+			(SELECT json_group_array(json_array(i.system, i.code, i.display) ORDER BY i.rowid) FROM order_indications i
 				WHERE i.order_id = o.id AND i.code IS NOT NULL)
 			FROM infusion_orders o WHERE o.patient IS NOT NULL AND ` + cond + ` ORDER BY o.patient, o.id`,
 		`SELECT o.patient, a.order_id, a.id, a.status, a.start, a.end, a.setting,
@@ -42,15 +42,16 @@ func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcome
 			WHERE o.patient IS NOT NULL AND a.status <> 'entered-in-error' AND ` + cond + ` ORDER BY o.patient, a.order_id, a.start, a.id`,
 		`SELECT patient, effective, value, administration_id FROM assessments
 			WHERE kind = 'pain' AND value IS NOT NULL AND status NOT IN ('entered-in-error', 'cancelled')
-			AND patient IN (` + patients + `) ORDER BY patient, effective`,
+			AND patient IN (` + patients + `) ORDER BY patient, effective, observation_id, idx`,
 		`SELECT patient, effective, system, code, display, administration_id FROM assessments
 			WHERE kind = 'side-effect' AND coalesce(value_bool, 1) = 1 AND status NOT IN ('entered-in-error', 'cancelled')
-			AND patient IN (` + patients + `) ORDER BY patient, effective`,
+			AND patient IN (` + patients + `) ORDER BY patient, effective, observation_id, idx`,
 		`SELECT patient, owner, code FROM findings WHERE status NOT IN ('cancelled', 'entered-in-error')
 			AND patient IN (` + patients + `) ORDER BY patient`,
 		`SELECT patient, id, status, authored_on, drug_system, drug_code, drug_display, route_system, route_code,
 			dose_value, dose_unit, dose_high, dose_range_unit, frequency, period, period_unit,
-			bounds_start, bounds_end, validity_start, validity_end, supply_days
+			bounds_start, bounds_end, validity_start, validity_end, supply_days,
+			(SELECT json_group_array(json_array(n.system, n.code, n.display) ORDER BY n.position) FROM order_ingredients n WHERE n.order_id = infusion_orders.id)
 			FROM infusion_orders WHERE drug_class = 'opioid' AND patient IN (` + patients + `) ORDER BY patient, id`,
 	}
 	var all []*sql.Rows
@@ -224,13 +225,20 @@ func scanOutcomeFinding(rows *sql.Rows) (string, outcomes.Finding, error) {
 func scanOpioid(rows *sql.Rows) (string, mapping.Order, error) {
 	var o mapping.Order
 	var patient string
-	var authored, system, code, display, rs, rc, du, dru, pu, bs, be, vs, ve sql.NullString
+	var authored, system, code, display, rs, rc, du, dru, pu, bs, be, vs, ve, ingredients sql.NullString
 	var dv, dh, period, supply sql.NullFloat64
 	var freq sql.NullInt64
 	err := rows.Scan(&patient, &o.ID, &o.Status, &authored, &system, &code, &display, &rs, &rc,
-		&dv, &du, &dh, &dru, &freq, &period, &pu, &bs, &be, &vs, &ve, &supply)
+		&dv, &du, &dh, &dru, &freq, &period, &pu, &bs, &be, &vs, &ve, &supply, &ingredients)
 	if err != nil {
 		return "", o, err
+	}
+	ins, err := codings(ingredients)
+	if err != nil {
+		return "", o, err
+	}
+	for _, c := range ins {
+		o.Ingredients = append(o.Ingredients, mapping.Ingredient{Coding: c})
 	}
 	o.Patient, o.AuthoredOn = patient, parseStored(authored)
 	o.Drug.Coding = mapping.Coding{System: system.String, Code: code.String, Display: display.String}

@@ -313,25 +313,29 @@ func later(a, b time.Time) time.Time {
 
 // addPain adds a patient's pain response: baseline the last score before
 // the first session, outcome the last within OutcomeWindow after the last
-// session, and the first session after which the score fell by 30 %.
+// session (neither part of a session, and the outcome after the session
+// window too), and the first session after which the score fell by 30 %.
 func (r *Report) addPain(g *Group, pain []Score, sessions []mapping.Administration, first, last time.Time) {
 	var baseline, outcome *Score
 	for i := range pain {
 		p := &pain[i]
-		if p.At.Before(first) && p.Administration == "" {
+		if p.Administration != "" {
+			continue
+		}
+		if p.At.Before(first) {
 			baseline = p
 		}
-		if p.At.After(last) && !p.At.After(last.Add(r.opts.OutcomeWindow)) {
+		if p.At.After(last.Add(r.opts.SessionWindow)) && !p.At.After(last.Add(r.opts.OutcomeWindow)) {
 			outcome = p
 		}
 	}
 	switch {
 	case baseline == nil:
 		g.NoBaseline++
-	case outcome == nil:
-		g.NoFollowUp++
 	case baseline.Value <= 0:
 		g.BaselineZero++
+	case outcome == nil:
+		g.NoFollowUp++
 	}
 	if baseline != nil {
 		g.Baseline = append(g.Baseline, baseline.Value)

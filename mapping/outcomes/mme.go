@@ -99,23 +99,27 @@ func (t *MMETable) DailyMME(o mapping.Order) (mme float64, counted bool, err err
 	if slices.Contains(excludedStatuses, o.Status) || slices.Contains(t.ExcludedRoutes, o.Route.Code) {
 		return 0, false, nil
 	}
+	// By the ingredient's RxNorm code; a product code (a tablet, a patch)
+	// is found by the ingredient's name in the medication's display.
 	codes := []string{o.Drug.Code}
+	names := strings.ToLower(o.Drug.Display)
 	for _, in := range o.Ingredients {
 		codes = append(codes, in.Code)
+		names += " " + strings.ToLower(in.Display)
+	}
+	is := func(rxnorm []string, name string) bool {
+		return slices.ContainsFunc(codes, func(c string) bool { return slices.Contains(rxnorm, c) }) || strings.Contains(names, name)
 	}
 	for _, ex := range t.Excluded {
-		if slices.ContainsFunc(codes, func(c string) bool { return slices.Contains(ex.RxNorm, c) }) {
+		if is(ex.RxNorm, ex.Name) {
 			return 0, false, nil
 		}
 	}
 	var f *MMEFactor
 	for i, op := range t.Opioids {
-		if slices.ContainsFunc(codes, func(c string) bool { return slices.Contains(op.RxNorm, c) }) ||
-			o.Drug.Code == "" && strings.Contains(strings.ToLower(o.Drug.Display), op.Name) {
-			if len(op.Routes) == 0 || slices.Contains(op.Routes, o.Route.Code) {
-				f = &t.Opioids[i]
-				break
-			}
+		if is(op.RxNorm, op.Name) && (len(op.Routes) == 0 || slices.Contains(op.Routes, o.Route.Code)) {
+			f = &t.Opioids[i]
+			break
 		}
 	}
 	if f == nil {

@@ -58,6 +58,21 @@ func TestDailyMME(t *testing.T) {
 		{"no dose", func() mapping.Order { o := order("7052", 5, "mg", 4, 1, "d", oral); o.Dose = nil; return o }(), 0, true, "no dose"},
 		{"a dose in mL", order("7052", 5, "mL", 4, 1, "d", oral), 0, true, "does not convert"},
 		{"not an opioid of the table", order("1841", 5, "mg", 4, 1, "d", oral), 0, true, "no MME factor"},
+		{"a product code, by its ingredient's name", func() mapping.Order {
+			o := order("1049621", 5, "mg", 4, 1, "d", oral)
+			o.Drug.Display = "oxycodone hydrochloride 5 MG Oral Tablet"
+			return o
+		}(), 30, true, ""},
+		{"a product by its ingredient's code", func() mapping.Order {
+			o := order("", 15, "mg", 2, 1, "d", oral)
+			o.Ingredients = []mapping.Ingredient{{Coding: mapping.Coding{System: mapping.SystemRxNorm, Code: "7052"}}}
+			return o
+		}(), 30, true, ""},
+		{"a buprenorphine product left out", func() mapping.Order {
+			o := order("1010600", 8, "mg", 1, 1, "d", oral)
+			o.Drug.Display = "buprenorphine 8 MG Sublingual Tablet"
+			return o
+		}(), 0, false, ""},
 	} {
 		mme, counted, err := table.DailyMME(tc.o)
 		if mme != tc.mme || counted != tc.counted || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
