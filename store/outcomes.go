@@ -23,7 +23,12 @@ func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcome
 	defer snap.Close()
 	var b builder
 	cond := b.courseCondition(f)
-	patients := b.cohortPatients(f)
+	// Without a filter every patient with a course is in; the rows of
+	// others are skipped by the merge, which is cheaper than a lookup a row.
+	inCohort := "patient IS NOT NULL"
+	if !f.IsZero() {
+		inCohort = "patient IN (" + b.cohortPatients(f) + ")"
+	}
 	open := func(query string) (*sql.Rows, error) {
 		rows, err := snap.tx.QueryContext(ctx, query, b.args...)
 		if err != nil {
@@ -33,26 +38,31 @@ func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcome
 	}
 	queries := []string{
 		`SELECT o.patient, o.id, o.status, o.authored_on, o.drug_system, o.drug_code, o.drug_display, o.drug_class, o.setting,
-			(SELECT json_group_array(json_array(i.system, i.code, i.display) ORDER BY i.rowid) FROM order_indications i
-				WHERE i.order_id = o.id AND i.code IS NOT NULL)
-			FROM infusion_orders o WHERE o.patient IS NOT NULL AND ` + cond + ` ORDER BY o.patient, o.id`,
+			(SELECT json_array(json_array(i.system, i.code, i.display)) FROM order_indications i
+				WHERE i.order_id = o.id AND i.code IS NOT NULL ORDER BY i.rowid LIMIT 1)
+			FROM infusion_orders o INDEXED BY infusion_orders_patient WHERE o.patient IS NOT NULL AND ` + cond + `
+			ORDER BY o.patient, o.drug_class, o.authored_on, o.id`,
 		`SELECT o.patient, a.order_id, a.id, a.status, a.start, a.end, a.setting,
-			(SELECT json_group_array(json_array(r.system, r.code, r.display)) FROM administration_reasons r WHERE r.administration_id = a.id)
-			FROM infusion_orders o JOIN infusion_administrations a ON a.order_id = o.id
-			WHERE o.patient IS NOT NULL AND a.status <> 'entered-in-error' AND ` + cond + ` ORDER BY o.patient, a.order_id, a.start, a.id`,
-		`SELECT patient, effective, value, administration_id FROM assessments
+			CASE WHEN a.status IN ('stopped', 'not-done') THEN (SELECT json_group_array(json_array(r.system, r.code, r.display))
+				FROM administration_reasons r WHERE r.administration_id = a.id) END
+			FROM infusion_orders o INDEXED BY infusion_orders_patient
+			JOIN infusion_administrations a INDEXED BY infusion_administrations_sessions ON a.order_id = o.id
+			WHERE o.patient IS NOT NULL AND a.status <> 'entered-in-error' AND ` + cond + `
+			ORDER BY o.patient, o.drug_class, o.authored_on, o.id, a.start, a.id`,
+		`SELECT patient, effective, value, administration_id FROM assessments INDEXED BY assessments_pain
 			WHERE kind = 'pain' AND value IS NOT NULL AND status NOT IN ('entered-in-error', 'cancelled')
-			AND patient IN (` + patients + `) ORDER BY patient, effective, observation_id, idx`,
-		`SELECT patient, effective, system, code, display, administration_id FROM assessments
+			AND ` + inCohort + ` ORDER BY patient, effective, observation_id, idx`,
+		`SELECT patient, effective, system, code, display, administration_id FROM assessments INDEXED BY assessments_side_effects
 			WHERE kind = 'side-effect' AND coalesce(value_bool, 1) = 1 AND status NOT IN ('entered-in-error', 'cancelled')
-			AND patient IN (` + patients + `) ORDER BY patient, effective, observation_id, idx`,
+			AND ` + inCohort + ` ORDER BY patient, effective, observation_id, idx`,
 		`SELECT patient, owner, code FROM findings WHERE status NOT IN ('cancelled', 'entered-in-error')
-			AND patient IN (` + patients + `) ORDER BY patient`,
+			AND ` + inCohort + ` ORDER BY patient`,
 		`SELECT patient, id, status, authored_on, drug_system, drug_code, drug_display, route_system, route_code,
 			dose_value, dose_unit, dose_high, dose_range_unit, frequency, period, period_unit,
 			bounds_start, bounds_end, validity_start, validity_end, supply_days,
-			(SELECT json_group_array(json_array(n.system, n.code, n.display) ORDER BY n.position) FROM order_ingredients n WHERE n.order_id = infusion_orders.id)
-			FROM infusion_orders WHERE drug_class = 'opioid' AND patient IN (` + patients + `) ORDER BY patient, id`,
+			CASE WHEN drug_code IS NULL THEN (SELECT json_group_array(json_array(n.system, n.code, n.display) ORDER BY n.position)
+				FROM order_ingredients n WHERE n.order_id = infusion_orders.id) END
+			FROM infusion_orders WHERE drug_class = 'opioid' AND ` + inCohort + ` ORDER BY patient, id`,
 	}
 	var all []*sql.Rows
 	defer func() {
@@ -76,14 +86,12 @@ func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcome
 	for courses.ok() {
 		rec := outcomes.Record{Patient: courses.patient}
 		cs := courses.take(rec.Patient)
-		ss := sessions.take(rec.Patient)
-		for i := range cs {
-			for len(ss) > 0 && ss[0].order < cs[i].Order.ID {
-				ss = ss[1:]
-			}
-			for len(ss) > 0 && ss[0].order == cs[i].Order.ID {
-				cs[i].Sessions = append(cs[i].Sessions, ss[0].Administration)
-				ss = ss[1:]
+		for _, s := range sessions.take(rec.Patient) {
+			for i := range cs {
+				if cs[i].Order.ID == s.order {
+					cs[i].Sessions = append(cs[i].Sessions, s.Administration)
+					break
+				}
 			}
 		}
 		rec.Courses = cs
@@ -103,17 +111,21 @@ func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcome
 	return nil
 }
 
-// patientCursor walks rows ordered by patient, one patient at a time.
+// patientCursor walks rows ordered by patient, one patient at a time. The
+// first column of each row is the patient, which scan reads into a
+// RawBytes: a row of the same patient as the one before allocates nothing
+// for it.
 type patientCursor[T any] struct {
 	rows    *sql.Rows
-	scan    func(*sql.Rows) (string, T, error)
+	scan    func(rows *sql.Rows, patient *sql.RawBytes) (T, error)
+	raw     sql.RawBytes
 	patient string // of next
 	next    T
 	has     bool
 	err     error
 }
 
-func newCursor[T any](rows *sql.Rows, scan func(*sql.Rows) (string, T, error)) *patientCursor[T] {
+func newCursor[T any](rows *sql.Rows, scan func(*sql.Rows, *sql.RawBytes) (T, error)) *patientCursor[T] {
 	c := &patientCursor[T]{rows: rows, scan: scan}
 	c.advance()
 	return c
@@ -127,7 +139,10 @@ func (c *patientCursor[T]) advance() {
 		}
 		return
 	}
-	c.patient, c.next, c.err = c.scan(c.rows)
+	c.next, c.err = c.scan(c.rows, &c.raw)
+	if string(c.raw) != c.patient {
+		c.patient = string(c.raw)
+	}
 	c.has = c.err == nil
 }
 
@@ -148,7 +163,11 @@ func (c *patientCursor[T]) take(patient string) []T {
 	return out
 }
 
+// codings reads a JSON array of [system, code, display]; NULL is none.
 func codings(list sql.NullString) ([]mapping.Coding, error) {
+	if !list.Valid {
+		return nil, nil
+	}
 	var raw [][3]*string
 	if err := json.Unmarshal([]byte(list.String), &raw); err != nil {
 		return nil, err
@@ -160,19 +179,18 @@ func codings(list sql.NullString) ([]mapping.Coding, error) {
 	return out, nil
 }
 
-func scanCourse(rows *sql.Rows) (string, outcomes.Course, error) {
+func scanCourse(rows *sql.Rows, patient *sql.RawBytes) (outcomes.Course, error) {
 	var c outcomes.Course
 	o := &c.Order
-	var patient string
 	var authored, system, code, display, setting, indications sql.NullString
-	if err := rows.Scan(&patient, &o.ID, &o.Status, &authored, &system, &code, &display, &o.Drug.Class, &setting, &indications); err != nil {
-		return "", c, err
+	if err := rows.Scan(patient, &o.ID, &o.Status, &authored, &system, &code, &display, &o.Drug.Class, &setting, &indications); err != nil {
+		return c, err
 	}
-	o.Patient, o.AuthoredOn, o.Setting = patient, parseStored(authored), mapping.Setting(setting.String)
+	o.AuthoredOn, o.Setting = parseStored(authored), mapping.Setting(setting.String)
 	o.Drug.Coding = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
 	var err error
 	o.Indications, err = codings(indications)
-	return patient, c, err
+	return c, err
 }
 
 // session is an administration with the order it belongs to.
@@ -181,66 +199,61 @@ type session struct {
 	order string
 }
 
-func scanSession(rows *sql.Rows) (string, session, error) {
+func scanSession(rows *sql.Rows, patient *sql.RawBytes) (session, error) {
 	var s session
-	var patient string
 	var start, end, setting, reasons sql.NullString
-	if err := rows.Scan(&patient, &s.order, &s.ID, &s.Status, &start, &end, &setting, &reasons); err != nil {
-		return "", s, err
+	if err := rows.Scan(patient, &s.order, &s.ID, &s.Status, &start, &end, &setting, &reasons); err != nil {
+		return s, err
 	}
-	s.Order, s.Patient, s.Start, s.End, s.Setting = s.order, patient, parseStored(start), parseStored(end), mapping.Setting(setting.String)
+	s.Order, s.Start, s.End, s.Setting = s.order, parseStored(start), parseStored(end), mapping.Setting(setting.String)
 	var err error
 	s.StatusReason, err = codings(reasons)
-	return patient, s, err
+	return s, err
 }
 
-func scanScore(rows *sql.Rows) (string, outcomes.Score, error) {
+func scanScore(rows *sql.Rows, patient *sql.RawBytes) (outcomes.Score, error) {
 	var sc outcomes.Score
-	var patient string
 	var at, admin sql.NullString
-	err := rows.Scan(&patient, &at, &sc.Value, &admin)
+	err := rows.Scan(patient, &at, &sc.Value, &admin)
 	sc.At, sc.Administration = parseStored(at), admin.String
-	return patient, sc, err
+	return sc, err
 }
 
-func scanSideEffect(rows *sql.Rows) (string, outcomes.SideEffect, error) {
+func scanSideEffect(rows *sql.Rows, patient *sql.RawBytes) (outcomes.SideEffect, error) {
 	var se outcomes.SideEffect
-	var patient string
 	var at, system, code, display, admin sql.NullString
-	err := rows.Scan(&patient, &at, &system, &code, &display, &admin)
+	err := rows.Scan(patient, &at, &system, &code, &display, &admin)
 	se.At, se.Administration = parseStored(at), admin.String
 	se.Code = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
-	return patient, se, err
+	return se, err
 }
 
-func scanOutcomeFinding(rows *sql.Rows) (string, outcomes.Finding, error) {
+func scanOutcomeFinding(rows *sql.Rows, patient *sql.RawBytes) (outcomes.Finding, error) {
 	var f outcomes.Finding
-	var patient string
 	var code sql.NullString
-	err := rows.Scan(&patient, &f.Owner, &code)
+	err := rows.Scan(patient, &f.Owner, &code)
 	f.Code = code.String
-	return patient, f, err
+	return f, err
 }
 
-func scanOpioid(rows *sql.Rows) (string, mapping.Order, error) {
+func scanOpioid(rows *sql.Rows, patient *sql.RawBytes) (mapping.Order, error) {
 	var o mapping.Order
-	var patient string
 	var authored, system, code, display, rs, rc, du, dru, pu, bs, be, vs, ve, ingredients sql.NullString
 	var dv, dh, period, supply sql.NullFloat64
 	var freq sql.NullInt64
-	err := rows.Scan(&patient, &o.ID, &o.Status, &authored, &system, &code, &display, &rs, &rc,
+	err := rows.Scan(patient, &o.ID, &o.Status, &authored, &system, &code, &display, &rs, &rc,
 		&dv, &du, &dh, &dru, &freq, &period, &pu, &bs, &be, &vs, &ve, &supply, &ingredients)
 	if err != nil {
-		return "", o, err
+		return o, err
 	}
 	ins, err := codings(ingredients)
 	if err != nil {
-		return "", o, err
+		return o, err
 	}
 	for _, c := range ins {
 		o.Ingredients = append(o.Ingredients, mapping.Ingredient{Coding: c})
 	}
-	o.Patient, o.AuthoredOn = patient, parseStored(authored)
+	o.AuthoredOn = parseStored(authored)
 	o.Drug.Coding = mapping.Coding{System: system.String, Code: code.String, Display: display.String}
 	o.Drug.Class = mapping.ClassOpioid
 	o.Route = mapping.Coding{System: rs.String, Code: rc.String}
@@ -252,5 +265,5 @@ func scanOpioid(rows *sql.Rows) (string, mapping.Order, error) {
 	o.Frequency, o.Period, o.PeriodUnit = int(freq.Int64), period.Float64, pu.String
 	o.BoundsStart, o.BoundsEnd = parseStored(bs), parseStored(be)
 	o.ValidityStart, o.ValidityEnd, o.ExpectedSupplyDays = parseStored(vs), parseStored(ve), supply.Float64
-	return patient, o, nil
+	return o, nil
 }

@@ -167,3 +167,12 @@ func TestFactPlans(t *testing.T) {
 		checkPlan(t, s, q, args)
 	}
 }
+
+func TestParseTime(t *testing.T) {
+	for _, s := range []string{"2026-03-10T09:00:00.000Z", "1999-12-31T23:59:59.999Z", "2026-02-30T00:00:00.000Z", "2026-13-01T00:00:00.000Z", "2026-03-10", "garbage"} {
+		want, _ := time.Parse(timeLayout, s)
+		if got := parseTime(s); !got.Equal(want) {
+			t.Errorf("parseTime(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

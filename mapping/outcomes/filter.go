@@ -28,6 +28,11 @@ type Filter struct {
 	From, To time.Time
 }
 
+// IsZero reports whether f selects every course.
+func (f Filter) IsZero() bool {
+	return len(f.DrugClasses)+len(f.Medications)+len(f.Conditions)+len(f.Settings) == 0 && f.From.IsZero() && f.To.IsZero()
+}
+
 // Code is a system and code; an empty System matches any system.
 type Code struct{ System, Code string }
 
