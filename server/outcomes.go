@@ -183,6 +183,7 @@ func writeCSV(c echo.Context, filename string, params []parameter) error {
 	c.Response().Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 	c.Response().WriteHeader(http.StatusOK)
 	w := csv.NewWriter(c.Response())
+	w.UseCRLF = true // RFC 4180, as $infusion-tables
 	w.Write(header)
 	if len(rows) == 0 {
 		rows = append(rows, map[string]string{})
