@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -39,17 +40,27 @@ func (s *Server) infusionOutcomes(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	report := outcomes.NewReport(by, outcomes.Options{
+	opts := outcomes.Options{
 		OutcomeWindow: time.Duration(window) * 24 * time.Hour,
 		SessionWindow: s.checker.Formulary().Settings.SessionWindow.Duration(),
 		MME:           s.mme,
-	})
-	err = s.store.Outcomes(c.Request().Context(), filter, func(r outcomes.Record) error {
-		report.Add(r)
+	}
+	// The store reads the cohort in parts, concurrently: a report each,
+	// merged at the end.
+	parts := make([]*outcomes.Report, runtime.GOMAXPROCS(0))
+	for i := range parts {
+		parts[i] = outcomes.NewReport(by, opts)
+	}
+	err = s.store.Outcomes(c.Request().Context(), filter, len(parts), func(part int, r outcomes.Record) error {
+		parts[part].Add(r)
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	report := parts[0]
+	for _, p := range parts[1:] {
+		report.Merge(p)
 	}
 	report.Sort()
 	out := []parameter{value("outcomeWindow", "Quantity", map[string]any{"value": window, "unit": "d",

@@ -1,14 +1,20 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
+	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
+	"infusion/mapping/outcomes"
 	"infusion/mapping/synth"
 	"infusion/server"
+	"infusion/store"
 )
 
 const rxnorm, snomed = "http://www.nlm.nih.gov/research/umls/rxnorm", "http://snomed.info/sct"
@@ -327,7 +333,8 @@ func TestOutcomesErrors(t *testing.T) {
 // TestOutcomesRecoverRates feeds a generated cohort with known rates and
 // checks that $infusion-outcomes finds them within three standard errors.
 func TestOutcomesRecoverRates(t *testing.T) {
-	ts := newTestServer(t, server.Config{})
+	dbPath := filepath.Join(t.TempDir(), "infusion.db")
+	ts := newTestServer(t, server.Config{DBPath: dbPath})
 	rates := synth.DefaultRates()
 	rates.Response = map[string]float64{"ketamine": 0.6, "lidocaine": 0.3, "vitamin-nutrient": 0.2, "gabapentinoid": 0.5}
 	rates.Nausea, rates.Stop, rates.Headache = 0.2, 0.5, 0.1
@@ -348,6 +355,37 @@ func TestOutcomesRecoverRates(t *testing.T) {
 	if all["0.patients"] != 240.0 || all["0.pain.patientsWithData"] != 240.0 {
 		t.Errorf("%v patients, %v with pain data; want 240", all["0.patients"], all["0.pain.patientsWithData"])
 	}
+	// The store reads the cohort in concurrent parts: any number of parts
+	// gives every patient once, with the same record.
+	st, err := store.Open(context.Background(), dbPath, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var whole map[string]outcomes.Record
+	for _, parts := range []int{1, 3, 7} {
+		var mu sync.Mutex
+		got := map[string]outcomes.Record{}
+		err := st.Outcomes(context.Background(), outcomes.Filter{}, parts, func(_ int, r outcomes.Record) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := got[r.Patient]; dup {
+				t.Errorf("%d parts: %s twice", parts, r.Patient)
+			}
+			got[r.Patient] = r
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if whole == nil {
+			whole = got
+		}
+		if len(got) != 240 || !reflect.DeepEqual(got, whole) {
+			t.Errorf("%d parts: %d patients, the same records as one part: %v", parts, len(got), reflect.DeepEqual(got, whole))
+		}
+	}
+
 	byClass := outcomeFigures(t, ts.do(t, http.MethodGet, "/$infusion-outcomes?group-by=drug-class", ""))
 	for i := range int(byClass["groups"].(float64)) {
 		class, n := byClass[fmt.Sprint(i, ".drug-class")].(string), byClass[fmt.Sprint(i, ".pain.patientsWithData")].(float64)

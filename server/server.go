@@ -66,9 +66,9 @@ type Store interface {
 	Reindex(ctx context.Context, fingerprint string, extract store.Extractor) (int, error)
 	Close() error
 	bulk.Store // export jobs and snapshots
-	// Outcomes reads, patient by patient, what the outcome figures of the
-	// selected courses need.
-	Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcomes.Record) error) error
+	// Outcomes reads, patient by patient and in parts read concurrently,
+	// what the outcome figures of the selected courses need.
+	Outcomes(ctx context.Context, f outcomes.Filter, parts int, fn func(part int, rec outcomes.Record) error) error
 	tableStore // the flat tables of $infusion-tables
 }
 

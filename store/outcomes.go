@@ -5,22 +5,103 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"runtime"
+
+	"golang.org/x/sync/errgroup"
 
 	"infusion/mapping"
 	"infusion/mapping/outcomes"
 )
 
 // Outcomes calls fn with the record of each patient who has a course that
-// f selects, by patient, all read from one snapshot. Each record holds the
-// patient's selected courses and sessions, and all the patient's pain
-// scores, side effects, open findings and opioid orders; one patient's
-// rows are in memory at a time.
-func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcomes.Record) error) error {
-	snap, err := s.Snapshot(ctx)
+// f selects. Each record holds the patient's selected courses and
+// sessions, and all the patient's pain scores, side effects, open findings
+// and opioid orders; one patient's rows are in memory at a time. The
+// patients are read in parts ranges (GOMAXPROCS when parts is 0), each in
+// its own goroutine and read transaction, all at the same snapshot: fn is
+// called concurrently, with the part a record belongs to, and in patient
+// order within a part.
+func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, parts int, fn func(part int, rec outcomes.Record) error) error {
+	if parts <= 0 {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	snaps, err := s.snapshots(ctx, parts)
 	if err != nil {
 		return err
 	}
-	defer snap.Close()
+	defer func() {
+		for _, sn := range snaps {
+			sn.Close()
+		}
+	}()
+	bounds, err := patientBounds(ctx, snaps[0], len(snaps))
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for i := range len(bounds) - 1 {
+		g.Go(func() error {
+			return readOutcomes(ctx, snaps[i], f, bounds[i], bounds[i+1], func(rec outcomes.Record) error { return fn(i, rec) })
+		})
+	}
+	return g.Wait()
+}
+
+// snapshots starts n read transactions at the same snapshot: the latest
+// write each sees is the same (a commit between two starts makes it
+// differ; then it tries again, and after three tries reads with one).
+func (s *Store) snapshots(ctx context.Context, n int) ([]*Snapshot, error) {
+	for try := 0; ; try++ {
+		if try == 3 {
+			n = 1
+		}
+		var snaps []*Snapshot
+		same := true
+		for range n {
+			sn, err := s.Snapshot(ctx)
+			if err != nil {
+				for _, o := range snaps {
+					o.Close()
+				}
+				return nil, err
+			}
+			same = same && (len(snaps) == 0 || sn.LastUpdated.Equal(snaps[0].LastUpdated))
+			snaps = append(snaps, sn)
+		}
+		if same {
+			return snaps, nil
+		}
+		for _, sn := range snaps {
+			sn.Close()
+		}
+	}
+}
+
+// patientBounds splits the patients with orders into parts ranges of about
+// as many orders each: "" opens the first range and closes the last.
+func patientBounds(ctx context.Context, sn *Snapshot, parts int) ([]string, error) {
+	bounds := []string{""}
+	var n int
+	if err := sn.tx.QueryRowContext(ctx, "SELECT count(*) FROM infusion_orders INDEXED BY infusion_orders_patient WHERE patient IS NOT NULL").Scan(&n); err != nil {
+		return nil, fmt.Errorf("store: reading outcomes: %w", err)
+	}
+	for i := 1; i < parts && n > 0; i++ {
+		var p string
+		err := sn.tx.QueryRowContext(ctx, "SELECT patient FROM infusion_orders INDEXED BY infusion_orders_patient WHERE patient IS NOT NULL ORDER BY patient LIMIT 1 OFFSET ?",
+			i*n/parts).Scan(&p)
+		if err != nil {
+			return nil, fmt.Errorf("store: reading outcomes: %w", err)
+		}
+		if p > bounds[len(bounds)-1] {
+			bounds = append(bounds, p)
+		}
+	}
+	return append(bounds, ""), nil
+}
+
+// readOutcomes reads the records of the patients in [from, to) ("" is
+// open) through one snapshot.
+func readOutcomes(ctx context.Context, snap *Snapshot, f outcomes.Filter, from, to string, fn func(outcomes.Record) error) error {
 	var b builder
 	cond := b.courseCondition(f)
 	// Without a filter every patient with a course is in; the rows of
@@ -28,6 +109,14 @@ func (s *Store) Outcomes(ctx context.Context, f outcomes.Filter, fn func(outcome
 	inCohort := "patient IS NOT NULL"
 	if !f.IsZero() {
 		inCohort = "patient IN (" + b.cohortPatients(f) + ")"
+	}
+	if from != "" {
+		inCohort += " AND patient >= " + b.arg(from)
+		cond += " AND o.patient >= " + b.arg(from)
+	}
+	if to != "" {
+		inCohort += " AND patient < " + b.arg(to)
+		cond += " AND o.patient < " + b.arg(to)
 	}
 	open := func(query string) (*sql.Rows, error) {
 		rows, err := snap.tx.QueryContext(ctx, query, b.args...)

@@ -142,6 +142,35 @@ func (r *Report) group(keys []Key) *Group {
 	return g
 }
 
+// Merge adds the figures of another report, made with the same group-by
+// and options over other patients.
+func (r *Report) Merge(o *Report) {
+	for _, og := range o.Groups {
+		g := r.group(og.Keys)
+		for _, n := range [][2]*int{{&g.Patients, &og.Patients}, {&g.Courses, &og.Courses}, {&g.SessionsGiven, &og.SessionsGiven},
+			{&g.SessionsStopped, &og.SessionsStopped}, {&g.SessionsNotDone, &og.SessionsNotDone},
+			{&g.StoppedForSideEffect, &og.StoppedForSideEffect}, {&g.SessionsWithSideEffect, &og.SessionsWithSideEffect},
+			{&g.NoSessionsGiven, &og.NoSessionsGiven}, {&g.NoBaseline, &og.NoBaseline}, {&g.NoFollowUp, &og.NoFollowUp},
+			{&g.BaselineZero, &og.BaselineZero}, {&g.PainData, &og.PainData}, {&g.Responders30, &og.Responders30},
+			{&g.Responders50, &og.Responders50}, {&g.RespondedInSession, &og.RespondedInSession},
+			{&g.MMENotComputable, &og.MMENotComputable}, {&g.OnOpioidsBefore, &og.OnOpioidsBefore}, {&g.MMEReduced50, &og.MMEReduced50}} {
+			*n[0] += *n[1]
+		}
+		for _, v := range [][2]*[]float64{{&g.Baseline, &og.Baseline}, {&g.Last, &og.Last}, {&g.Change, &og.Change},
+			{&g.PercentChange, &og.PercentChange}, {&g.ToRespond, &og.ToRespond}, {&g.MMEBefore, &og.MMEBefore}, {&g.MMEAfter, &og.MMEAfter}} {
+			*v[0] = append(*v[0], *v[1]...)
+		}
+		for _, m := range [][2]map[string]*CodeCount{{g.SideEffects, og.SideEffects}, {g.Findings, og.Findings}} {
+			for k, c := range m[1] {
+				if m[0][k] == nil {
+					m[0][k] = &CodeCount{Code: c.Code}
+				}
+				m[0][k].Count += c.Count
+			}
+		}
+	}
+}
+
 // Sort orders the groups by their keys.
 func (r *Report) Sort() {
 	slices.SortFunc(r.Groups, func(a, b *Group) int {
