@@ -73,16 +73,23 @@ func (sn *Snapshot) Count(ctx context.Context, typ string) (int64, error) {
 }
 
 // Export calls fn with the stored JSON of each resource q selects, in the
-// order they were first written. The rows are streamed: body is valid only
-// during the call. An error from fn stops the export and is returned.
+// order they were first written (with Since, last written). The rows are
+// streamed: body is valid only during the call. An error from fn stops the
+// export and is returned.
 func (sn *Snapshot) Export(ctx context.Context, q ExportQuery, fn func(body []byte) error) error {
 	var b builder
 	where, err := b.exportCondition(q)
 	if err != nil {
 		return err
 	}
-	return sn.stream(ctx, q.Type, "SELECT v.body FROM resources r INDEXED BY resources_type_rid JOIN resource_versions v ON v.seq = r.seq WHERE "+
-		where+" ORDER BY r.rid", b.args, fn)
+	// In the order of first writes; with Since, in the order of the last
+	// ones, through the index that finds them without reading the others.
+	index, order := "resources_type_rid", "r.rid"
+	if !q.Since.IsZero() {
+		index, order = "resources_type_updated", "r.last_updated, r.rid"
+	}
+	return sn.stream(ctx, q.Type, "SELECT v.body FROM resources r INDEXED BY "+index+" JOIN resource_versions v ON v.seq = r.seq WHERE "+
+		where+" ORDER BY "+order, b.args, fn)
 }
 
 // ExportDeleted calls fn with the id of each resource of q.Type deleted
