@@ -3,6 +3,7 @@
 //	infusion [serve] [-addr :8080] [-db infusion.db] [-max-body 16MiB] [-base-url URL]
 //	infusion reindex [-db infusion.db]
 //	infusion synth -patients N (-out DIR | -url BASE) [-seed 1] [rate flags]
+//	infusion conformance -base URL [-suite rest,errors] [-header 'Name: value'] [-keep] [-json FILE] [-junit FILE]
 //
 // serve is the default command, so "go run ." starts the server. synth
 // generates deterministic infusion courses (mapping/synth) and writes them
@@ -33,8 +34,13 @@ commands:
            search parameters changed (serve also does it when it sees that)
   synth    generate synthetic infusion courses: NDJSON files (-out DIR), or
            transaction Bundles sent to a FHIR server (-url BASE)
+  conformance
+           run the conformance kit against a FHIR server (-base URL);
+           exit 0 when every SHALL check passes, 1 when one fails, 2 when
+           the server cannot be reached
 
-Run "infusion serve -h" or "infusion synth -h" for the flags of a command.
+Run "infusion serve -h", "infusion synth -h" or "infusion conformance -h"
+for the flags of a command.
 `
 
 func main() {
@@ -82,6 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 0
 	case "synth":
 		return synthCommand(ctx, args, stderr)
+	case "conformance":
+		return conformanceCommand(ctx, args, os.Stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return 0
