@@ -57,6 +57,9 @@ func conformanceCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	keep := fs.Bool("keep", false, "leave what the kit created on the server")
 	jsonFile := fs.String("json", "", "write the JSON report to `FILE`")
 	junitFile := fs.String("junit", "", "write the JUnit XML report to `FILE`")
+	htmlFile := fs.String("html", "", "write the HTML report (one file, for a ticket) to `FILE`")
+	testScript := fs.String("testscript", "", "run the R4 TestScript `FILE` or every *.json TestScript in a directory (suite testscript; alone unless -suite is given)")
+	testReport := fs.String("testreport", "", "write a TestReport resource per TestScript to `DIR`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -68,10 +71,25 @@ func conformanceCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 		fs.Usage()
 		return 2
 	}
+	if *testReport != "" && *testScript == "" {
+		fmt.Fprintln(stderr, "infusion conformance: -testreport needs -testscript")
+		return 2
+	}
+	if *testScript != "" {
+		if _, err := kit.TestScriptFiles(*testScript); err != nil {
+			fmt.Fprintf(stderr, "infusion conformance: -testscript: %v\n", err)
+			return 2
+		}
+	}
 	opts := kit.Options{
 		Base: *base, Header: http.Header(header), Timeout: *timeout, Keep: *keep,
-		Progress: func(c kit.Check) { fmt.Fprintln(stdout, c.Line()) },
 	}
+	if *testScript != "" {
+		opts.TestScripts = []string{*testScript}
+	}
+	// One updating line on a terminal, a plain line per check otherwise.
+	progress := kit.NewProgress(stdout)
+	opts.Progress = progress.Check
 	if *suites != "" {
 		for _, s := range strings.Split(*suites, ",") {
 			if s = strings.TrimSpace(s); s != "" {
@@ -80,6 +98,7 @@ func conformanceCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 		}
 	}
 	report, err := kit.Run(ctx, opts)
+	progress.Done()
 	if err != nil {
 		fmt.Fprintf(stderr, "infusion conformance: %v\n", err)
 		return 2
@@ -91,11 +110,17 @@ func conformanceCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	for _, out := range []struct {
 		file  string
 		write func(io.Writer) error
-	}{{*jsonFile, report.WriteJSON}, {*junitFile, report.WriteJUnit}} {
+	}{{*jsonFile, report.WriteJSON}, {*junitFile, report.WriteJUnit}, {*htmlFile, report.WriteHTML}} {
 		if out.file == "" {
 			continue
 		}
 		if err := writeFile(out.file, out.write); err != nil {
+			fmt.Fprintf(stderr, "infusion conformance: %v\n", err)
+			return 2
+		}
+	}
+	if *testReport != "" {
+		if err := report.WriteTestReports(*testReport); err != nil {
 			fmt.Fprintf(stderr, "infusion conformance: %v\n", err)
 			return 2
 		}

@@ -32,11 +32,16 @@ func TestConformanceCommand(t *testing.T) {
 	dir := t.TempDir()
 	base := servertest.Start(t, nil).URL
 	junit, report := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "report.json")
+	htmlReport := filepath.Join(dir, "report.html")
 	var stdout, stderr bytes.Buffer
 	code := conformanceCommand(ctx, []string{"-base", base, "-suite", "rest,errors", "-header", "X-Kit: yes",
-		"-timeout", "10s", "-junit", junit, "-json", report}, &stdout, &stderr)
+		"-timeout", "10s", "-junit", junit, "-json", report, "-html", htmlReport}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d against this server\n%s\n%s", code, &stdout, &stderr)
+	}
+	if page, err := os.ReadFile(htmlReport); err != nil || !strings.HasPrefix(string(page), "<!DOCTYPE html>") ||
+		!strings.Contains(string(page), "<code>rest.create.location</code>") {
+		t.Errorf("HTML report: %v\n%.300s", err, page)
 	}
 	out := stdout.String()
 	for _, want := range []string{"PASS SHALL  rest.create.location [Observation]", "  rest ", "  errors ", "OK: every SHALL check passed"} {
@@ -102,5 +107,51 @@ func TestConformanceCommand(t *testing.T) {
 	}
 	if code := run(ctx, []string{"conformance", "-base", "http://127.0.0.1:1"}, func(string) string { return "" }, &stderr); code != 2 {
 		t.Errorf("run conformance against an unreachable base: exit %d, want 2", code)
+	}
+}
+
+func TestConformanceCommandTestScript(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	base := servertest.Start(t, nil).URL
+	reports, junit := filepath.Join(dir, "reports"), filepath.Join(dir, "junit.xml")
+	var stdout, stderr bytes.Buffer
+	code := conformanceCommand(ctx, []string{"-base", base, "-testscript", "testdata/testscripts", "-testreport", reports, "-junit", junit}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
+	}
+	if !strings.Contains(stdout.String(), "testscript.ketamine-order-read.read-order") {
+		t.Errorf("the console does not name the script's checks:\n%s", &stdout)
+	}
+	files, _ := filepath.Glob(filepath.Join(reports, "*.json"))
+	if len(files) != 4 {
+		t.Errorf("%d TestReports written, want 4", len(files))
+	}
+	data, err := os.ReadFile(junit)
+	if err != nil || !bytes.Contains(data, []byte(`name="testscript"`)) {
+		t.Errorf("JUnit has no testscript suite: %v", err)
+	}
+
+	// A script with a wrong assert fails the run.
+	src, err := os.ReadFile("testdata/testscripts/ketamine-order-read.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, bytes.Replace(src, []byte(`"value": "6130"`), []byte(`"value": "9999"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if code := conformanceCommand(ctx, []string{"-base", base, "-testscript", bad}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit %d with a failing assert, want 1\n%s", code, &stdout)
+	}
+
+	for _, args := range [][]string{
+		{"-base", base, "-testreport", reports},
+		{"-base", base, "-testscript", filepath.Join(dir, "missing.json")},
+	} {
+		if code := conformanceCommand(ctx, args, &stdout, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
 	}
 }

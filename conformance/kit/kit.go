@@ -55,7 +55,9 @@ const (
 )
 
 // AllSuites lists the suites the kit has, in the order they run.
-func AllSuites() []string { return []string{SuiteREST, SuiteErrors} }
+func AllSuites() []string {
+	return []string{SuiteREST, SuiteSearch, SuiteBundles, SuiteErrors, SuiteInfusion}
+}
 
 // MaxBody is how much of a request or response body an Exchange keeps.
 const MaxBody = 4 << 10
@@ -80,6 +82,9 @@ type Options struct {
 	Client *http.Client
 	// Progress, when set, is called with each check as it completes.
 	Progress func(Check)
+	// TestScripts are TestScript files or directories of them to run (the
+	// testscript suite); with no Suites given, only the scripts run.
+	TestScripts []string
 }
 
 // Exchange is one request and its response, kept for failed checks.
@@ -137,6 +142,8 @@ type Report struct {
 	Kept    bool     `json:"kept,omitempty"`
 	// CleanupErrors lists what could not be deleted at the end.
 	CleanupErrors []string `json:"cleanupErrors,omitempty"`
+	// TestReports are the TestReport resources of the TestScripts run.
+	TestReports []TestReportFile `json:"-"`
 }
 
 // Summary counts the checks of each suite, in the order suites ran.
@@ -177,7 +184,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("kit: base %q is not an http(s) URL", opts.Base)
 	}
 	suites := opts.Suites
-	if len(suites) == 0 {
+	if len(suites) == 0 && len(opts.TestScripts) == 0 {
 		suites = AllSuites()
 	}
 	for _, s := range suites {
@@ -212,9 +219,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		switch s {
 		case SuiteREST:
 			r.restSuite(ctx)
+		case SuiteSearch:
+			r.searchSuite(ctx)
+		case SuiteBundles:
+			r.bundlesSuite(ctx)
 		case SuiteErrors:
 			r.errorsSuite(ctx)
+		case SuiteInfusion:
+			r.infusionSuite(ctx)
 		}
+	}
+	if len(opts.TestScripts) > 0 {
+		r.testScriptSuite(ctx)
 	}
 	r.cleanup(ctx)
 	r.report.Finished = time.Now().UTC()
@@ -553,6 +569,11 @@ type capabilities struct {
 		Mode     string           `json:"mode"`
 		Resource []capResource    `json:"resource"`
 		Inter    []capInteraction `json:"interaction"`
+		// SearchParam lists the parameters declared for all types.
+		SearchParam []struct {
+			Name string `json:"name"`
+			Type string `json:"type"`
+		} `json:"searchParam"`
 	} `json:"rest"`
 }
 
@@ -568,6 +589,8 @@ type capResource struct {
 		Name string `json:"name"`
 		Type string `json:"type"`
 	} `json:"searchParam"`
+	SearchInclude    []string `json:"searchInclude"`
+	SearchRevInclude []string `json:"searchRevInclude"`
 }
 
 func parseCapabilities(data []byte) (capabilities, error) {

@@ -384,7 +384,9 @@ func TestInvalidBodyFailsTheCheck(t *testing.T) {
 			w.Write(body)
 		})
 	})
-	rep := run(t, kit.Options{Base: ts.URL})
+	// The rest and errors suites: the infusion suite's Observation reads
+	// fail the same way (infusion_test.go covers that suite).
+	rep := run(t, kit.Options{Base: ts.URL, Suites: []string{"rest", "errors"}})
 	want := []string{"rest.read.format-json [Observation]", "rest.read.status [Observation]"}
 	if got := failed(rep); !slices.Equal(got, want) {
 		t.Errorf("failed checks:\n got %v\nwant %v", got, want)
@@ -421,4 +423,23 @@ func TestClaimNotHonoured(t *testing.T) {
 	if !rep.ShallFailed() || len(rep.CleanupErrors) == 0 {
 		t.Errorf("ShallFailed %v, cleanup errors %v", rep.ShallFailed(), rep.CleanupErrors)
 	}
+}
+
+// withMetadata serves this project's server with its CapabilityStatement
+// passed through edit.
+func withMetadata(t *testing.T, edit func([]byte) []byte) *httptest.Server {
+	t.Helper()
+	return servertest.Start(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/metadata" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			w.Header().Set("Content-Type", "application/fhir+json")
+			w.WriteHeader(rec.Code)
+			w.Write(edit(rec.Body.Bytes()))
+		})
+	})
 }

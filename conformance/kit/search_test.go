@@ -1,0 +1,186 @@
+package kit_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"infusion/conformance/kit"
+	"infusion/server/servertest"
+)
+
+var searchSuites = []string{"search", "bundles"}
+
+func TestSearchAndBundlesAgainstThisServer(t *testing.T) {
+	ts := servertest.Start(t, nil)
+	rep := run(t, kit.Options{Base: ts.URL, Suites: searchSuites})
+	for _, c := range rep.Checks {
+		if c.Status == kit.Fail {
+			t.Errorf("%s (%s) failed: %s", c.Name(), c.Level, c.Reason)
+		}
+		if c.Status == kit.Skip && c.Reason == "" {
+			t.Errorf("%s skipped without a reason", c.Name())
+		}
+		if !slices.Contains(searchSuites, c.Suite) || c.ID == "" || c.Title == "" || c.Level == "" || !strings.HasPrefix(c.Spec, "https://hl7.org/fhir/R4/") {
+			t.Errorf("check %+v lacks an id, title, suite, level or spec", c)
+		}
+	}
+	// What must have run, and passed, against this server.
+	for _, name := range []string{
+		"search.param.status [Observation]", "search.param.code [Observation]", "search.param.subject [Observation]",
+		"search.param.patient [Observation]", "search.param.date [Observation]", "search.param.value-quantity [Observation]",
+		"search.param.identifier [Observation]", "search.param.value-string [Observation]", "search.param.based-on [Observation]",
+		"search.param.authoredon [MedicationRequest]", "search.param.intent [MedicationRequest]",
+		"search.param.request [MedicationAdministration]", "search.param.effective-time [MedicationAdministration]",
+		"search.date.ge [Observation]", "search.date.le [Observation]", "search.date.year [Observation]",
+		"search.string.default [Observation]", "search.string.exact [Observation]", "search.string.contains [Observation]",
+		"search.count [Observation]", "search.paging.next [Observation]", "search.sort [Observation]",
+		"search.include [Observation]", "search.include [MedicationAdministration]", "search.revinclude [MedicationRequest]",
+		"search.summary-count [Observation]", "search.elements [Observation]", "search.total-accurate [Observation]",
+		"search.post [Observation]", "search.post [MedicationRequest]",
+		"bundles.transaction.status", "bundles.transaction.response", "bundles.transaction.urn-uuid",
+		"bundles.transaction.reject", "bundles.transaction.atomic",
+		"bundles.batch.status", "bundles.batch.entries", "bundles.batch.created",
+	} {
+		if !slices.ContainsFunc(rep.Checks, func(c kit.Check) bool { return c.Name() == name && c.Status == kit.Pass }) {
+			t.Errorf("%s did not pass", name)
+		}
+	}
+	// Undeclared or underivable: skipped with the reason.
+	for name, reason := range map[string]string{
+		"search.has [Observation]":                "does not declare _has",
+		"search.param._lastUpdated [Observation]": "no sample value for parameter _lastUpdated",
+		"search.setup [Patient]":                  "does not declare search-type for Patient",
+	} {
+		i := slices.IndexFunc(rep.Checks, func(c kit.Check) bool { return c.Name() == name })
+		if i < 0 || rep.Checks[i].Status != kit.Skip || !strings.Contains(rep.Checks[i].Reason, reason) {
+			t.Errorf("%s: want a skip saying %q, got %+v", name, reason, i)
+		}
+	}
+	if rep.ShallFailed() {
+		t.Error("a SHALL check failed")
+	}
+	if len(rep.CleanupErrors) > 0 {
+		t.Errorf("cleanup errors %v", rep.CleanupErrors)
+	}
+	for _, typ := range testedTypes {
+		if n := tagged(t, ts.URL, typ, rep.RunID); n != 0 {
+			t.Errorf("%d %s resources of the run remain after the cleanup", n, typ)
+		}
+	}
+}
+
+func TestServerIgnoringASearchParameter(t *testing.T) {
+	ts := servertest.Start(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/Observation" {
+				q := r.URL.Query()
+				q.Del("status")
+				r.URL.RawQuery = q.Encode()
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	rep := run(t, kit.Options{Base: ts.URL, Suites: searchSuites})
+	if got, want := failed(rep), []string{"search.param.status [Observation]"}; !slices.Equal(got, want) {
+		t.Fatalf("failed checks:\n got %v\nwant %v", got, want)
+	}
+	for _, c := range rep.Checks {
+		if c.Status == kit.Fail && (!strings.HasPrefix(c.Reason, "CapabilityStatement says Observation supports the search parameter status; the server answered") || len(c.Exchanges) == 0) {
+			t.Errorf("%s: %s (%d exchanges)", c.Name(), c.Reason, len(c.Exchanges))
+		}
+	}
+	if !rep.ShallFailed() {
+		t.Error("the run did not fail")
+	}
+	for _, typ := range testedTypes {
+		if n := tagged(t, ts.URL, typ, rep.RunID); n != 0 {
+			t.Errorf("%d %s resources of the run remain after the cleanup", n, typ)
+		}
+	}
+}
+
+func TestServerWithNonAtomicTransaction(t *testing.T) {
+	ts := servertest.Start(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || r.URL.Path != "/" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var b struct {
+				Type  string `json:"type"`
+				Entry []struct {
+					Resource json.RawMessage      `json:"resource"`
+					Request  struct{ URL string } `json:"request"`
+				} `json:"entry"`
+			}
+			if json.Unmarshal(body, &b) == nil && b.Type == "transaction" && len(b.Entry) == 2 &&
+				bytes.Contains(b.Entry[1].Resource, []byte("conformanceKitUnknownElement")) {
+				// Not atomic: the first entry is created on its own.
+				req := httptest.NewRequest(http.MethodPost, "/"+b.Entry[0].Request.URL, bytes.NewReader(b.Entry[0].Resource))
+				req.Header.Set("Content-Type", "application/fhir+json")
+				h.ServeHTTP(httptest.NewRecorder(), req)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	rep := run(t, kit.Options{Base: ts.URL, Suites: searchSuites})
+	if got, want := failed(rep), []string{"bundles.transaction.atomic"}; !slices.Equal(got, want) {
+		t.Fatalf("failed checks:\n got %v\nwant %v", got, want)
+	}
+	for _, typ := range testedTypes {
+		if n := tagged(t, ts.URL, typ, rep.RunID); n != 0 {
+			t.Errorf("%d %s resources of the run remain after the cleanup", n, typ)
+		}
+	}
+}
+
+// TestDeclarationsDriveTheSuites rewrites the CapabilityStatement: without
+// transaction and batch the bundles suite skips; with _has declared the
+// search suite tests it.
+func TestDeclarationsDriveTheSuites(t *testing.T) {
+	ts := withMetadata(t, func(body []byte) []byte {
+		var cs map[string]any
+		if err := json.Unmarshal(body, &cs); err != nil {
+			t.Error(err)
+		}
+		rest := cs["rest"].([]any)[0].(map[string]any)
+		var kept []any
+		for _, i := range rest["interaction"].([]any) {
+			if code := i.(map[string]any)["code"]; code != "transaction" && code != "batch" {
+				kept = append(kept, i)
+			}
+		}
+		rest["interaction"] = kept
+		sp, _ := rest["searchParam"].([]any)
+		rest["searchParam"] = append(sp, map[string]any{"name": "_has", "type": "special"})
+		out, _ := json.Marshal(cs)
+		return out
+	})
+	rep := run(t, kit.Options{Base: ts.URL, Suites: searchSuites})
+	if f := failed(rep); len(f) > 0 {
+		t.Errorf("failed: %v", f)
+	}
+	bundles := 0
+	for _, c := range rep.Checks {
+		if c.Suite == "bundles" {
+			bundles++
+			if c.Status != kit.Skip || !strings.HasPrefix(c.Reason, "the CapabilityStatement does not declare the interaction") {
+				t.Errorf("%s: %s %s", c.Name(), c.Status, c.Reason)
+			}
+		}
+	}
+	if bundles != 8 {
+		t.Errorf("%d bundles checks, want 8", bundles)
+	}
+	if !slices.ContainsFunc(rep.Checks, func(c kit.Check) bool { return c.Name() == "search.has [MedicationRequest]" && c.Status == kit.Pass }) {
+		t.Error("search.has [MedicationRequest] did not pass with _has declared")
+	}
+}
