@@ -3,7 +3,8 @@
 //	infusion [serve] [-addr :8080] [-db infusion.db] [-max-body 16MiB] [-base-url URL]
 //	infusion reindex [-db infusion.db]
 //	infusion synth -patients N (-out DIR | -url BASE) [-seed 1] [rate flags]
-//	infusion conformance -base URL [-suite rest,errors] [-header 'Name: value'] [-keep] [-json FILE] [-junit FILE]
+//	infusion conformance -base URL [-suite rest,search,bundles,errors,infusion] [-header 'Name: value'] [-keep]
+//	                     [-testscript FILE|DIR] [-testreport DIR] [-json FILE] [-junit FILE] [-html FILE]
 //
 // serve is the default command, so "go run ." starts the server. synth
 // generates deterministic infusion courses (mapping/synth) and writes them

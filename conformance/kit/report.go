@@ -126,7 +126,7 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	for _, s := range r.Summary() {
-		fmt.Fprintf(&b, "  %-8s %3d passed  %3d failed  %3d skipped\n", s.Suite, s.Passed, s.Failed, s.Skipped)
+		fmt.Fprintf(&b, "  %-10s %3d passed  %3d failed  %3d skipped\n", s.Suite, s.Passed, s.Failed, s.Skipped)
 	}
 	if r.Kept {
 		fmt.Fprintf(&b, "kept %d resources tagged %s|%s\n", len(r.Created), TagSystem, r.RunID)
