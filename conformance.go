@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"infusion/conformance/kit"
 )
 
@@ -60,6 +62,7 @@ func conformanceCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	htmlFile := fs.String("html", "", "write the HTML report (one file, for a ticket) to `FILE`")
 	testScript := fs.String("testscript", "", "run the R4 TestScript `FILE` or every *.json TestScript in a directory (suite testscript; alone unless -suite is given)")
 	testReport := fs.String("testreport", "", "write a TestReport resource per TestScript to `DIR`")
+	maxBody := fs.String("max-body", "", "the server's request body limit, e.g. 16MiB: errors.oversized-body sends 1 MiB more (without it, that check runs only against localhost)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -83,6 +86,14 @@ func conformanceCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	opts := kit.Options{
 		Base: *base, Header: http.Header(header), Timeout: *timeout, Keep: *keep,
+	}
+	if *maxBody != "" {
+		size, err := humanize.ParseBytes(*maxBody)
+		if err != nil || size == 0 || size > 1<<40 {
+			fmt.Fprintf(stderr, "infusion conformance: -max-body %q is not a size such as 16MiB\n", *maxBody)
+			return 2
+		}
+		opts.BodyLimit = int64(size)
 	}
 	if *testScript != "" {
 		opts.TestScripts = []string{*testScript}

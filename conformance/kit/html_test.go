@@ -39,6 +39,7 @@ func wellFormed(t *testing.T, page string) {
 }
 
 func TestHTMLReport(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(&dropHeader{ResponseWriter: w, name: "ETag"}, r)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestInfusionSuiteAgainstThisServer(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, nil)
 	rep := run(t, kit.Options{Base: ts.URL, Suites: []string{kit.SuiteInfusion}})
 	roundTrips := 0
@@ -72,6 +73,7 @@ func rewriteReads(typ string, edit func([]byte) []byte) func(http.Handler) http.
 }
 
 func TestInfusionSuiteDecimalRewritten(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, rewriteReads("MedicationAdministration", func(b []byte) []byte {
 		return bytes.ReplaceAll(b, []byte(`"value":0.50`), []byte(`"value":0.5`))
 	}))
@@ -91,6 +93,7 @@ func TestInfusionSuiteDecimalRewritten(t *testing.T) {
 }
 
 func TestInfusionSuiteExtensionDropped(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, rewriteReads("MedicationRequest", func(b []byte) []byte {
 		i := bytes.Index(b, []byte(`"_authoredOn":`))
 		if i < 0 {
@@ -127,6 +130,7 @@ func TestInfusionSuiteExtensionDropped(t *testing.T) {
 }
 
 func TestInfusionFindingsSkippedWithoutCourse(t *testing.T) {
+	t.Parallel()
 	ts := withMetadata(t, func(cs []byte) []byte {
 		return bytes.ReplaceAll(cs, []byte(kit.CourseDefinition), []byte("https://elsewhere.example.org/OperationDefinition/course"))
 	})

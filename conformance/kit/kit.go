@@ -85,6 +85,10 @@ type Options struct {
 	// TestScripts are TestScript files or directories of them to run (the
 	// testscript suite); with no Suites given, only the scripts run.
 	TestScripts []string
+	// BodyLimit is the largest request body the server accepts, in bytes,
+	// when known: errors.oversized-body sends 1 MiB more. When 0, that
+	// check runs only against localhost (17 MiB) and is skipped elsewhere.
+	BodyLimit int64
 }
 
 // Exchange is one request and its response, kept for failed checks.
@@ -321,34 +325,55 @@ func (r *runner) sweep(ctx context.Context) {
 			continue
 		}
 		q := url.Values{"_tag": {TagSystem + "|" + r.report.RunID}, "_count": {"100"}}
-		resp := r.do(ctx, nil, http.MethodGet, cr.Type+"?"+q.Encode(), nil, nil)
-		if resp.status != http.StatusOK || resp.res == nil || resp.res.Type != "Bundle" {
-			continue
-		}
-		var b struct {
-			Entry []struct {
-				Resource struct {
-					ResourceType string `json:"resourceType"`
-					ID           string `json:"id"`
-					Meta         struct {
-						Tag []struct{ System, Code string } `json:"tag"`
-					} `json:"meta"`
-				} `json:"resource"`
-			} `json:"entry"`
-		}
-		if json.Unmarshal(resp.body, &b) != nil {
-			continue
-		}
-		for _, e := range b.Entry {
-			res := e.Resource
-			if res.ResourceType != cr.Type || !slices.ContainsFunc(res.Meta.Tag, func(t struct{ System, Code string }) bool {
-				return t.System == TagSystem && t.Code == r.report.RunID
-			}) {
-				continue
-			}
-			r.track(res.ResourceType, res.ID)
+		// Every page, following next links only on the base (at most 1000).
+		seen := map[string]bool{}
+		for path := cr.Type + "?" + q.Encode(); path != "" && !seen[path] && len(seen) < 1000; {
+			seen[path] = true
+			path = r.sweepPage(ctx, cr.Type, path)
 		}
 	}
+}
+
+// sweepPage tracks the tagged resources of one page of the sweep's search
+// and returns the path of the next page on the base, or "".
+func (r *runner) sweepPage(ctx context.Context, typ, path string) string {
+	resp := r.do(ctx, nil, http.MethodGet, path, nil, nil)
+	if resp.status != http.StatusOK || resp.res == nil || resp.res.Type != "Bundle" {
+		return ""
+	}
+	var b struct {
+		Link []struct {
+			Relation string `json:"relation"`
+			URL      string `json:"url"`
+		} `json:"link"`
+		Entry []struct {
+			Resource struct {
+				ResourceType string `json:"resourceType"`
+				ID           string `json:"id"`
+				Meta         struct {
+					Tag []struct{ System, Code string } `json:"tag"`
+				} `json:"meta"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	if json.Unmarshal(resp.body, &b) != nil {
+		return ""
+	}
+	for _, e := range b.Entry {
+		res := e.Resource
+		if res.ResourceType != typ || !slices.ContainsFunc(res.Meta.Tag, func(t struct{ System, Code string }) bool {
+			return t.System == TagSystem && t.Code == r.report.RunID
+		}) {
+			continue
+		}
+		r.track(res.ResourceType, res.ID)
+	}
+	for _, l := range b.Link {
+		if l.Relation == "next" {
+			return r.onBase(l.URL)
+		}
+	}
+	return ""
 }
 
 // response is what the kit keeps of a response.
@@ -571,8 +596,9 @@ type capabilities struct {
 		Inter    []capInteraction `json:"interaction"`
 		// SearchParam lists the parameters declared for all types.
 		SearchParam []struct {
-			Name string `json:"name"`
-			Type string `json:"type"`
+			Name          string `json:"name"`
+			Type          string `json:"type"`
+			Documentation string `json:"documentation"`
 		} `json:"searchParam"`
 	} `json:"rest"`
 }
@@ -588,9 +614,21 @@ type capResource struct {
 	SearchParam []struct {
 		Name string `json:"name"`
 		Type string `json:"type"`
+		// Documentation is, on some servers (this one), the FHIRPath
+		// expression; the search suite reads it.
+		Documentation string `json:"documentation"`
 	} `json:"searchParam"`
 	SearchInclude    []string `json:"searchInclude"`
 	SearchRevInclude []string `json:"searchRevInclude"`
+	// Conditional operations and operations, for rest_more.go.
+	ConditionalRead   string `json:"conditionalRead"`
+	ConditionalCreate bool   `json:"conditionalCreate"`
+	ConditionalUpdate bool   `json:"conditionalUpdate"`
+	ConditionalDelete string `json:"conditionalDelete"`
+	Operation         []struct {
+		Name       string `json:"name"`
+		Definition string `json:"definition"`
+	} `json:"operation"`
 }
 
 func parseCapabilities(data []byte) (capabilities, error) {

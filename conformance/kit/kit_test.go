@@ -60,6 +60,7 @@ func tagged(t *testing.T, base, typ, runID string) int {
 var testedTypes = []string{"Observation", "MedicationRequest", "MedicationAdministration"}
 
 func TestAgainstThisServer(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, nil)
 	var progress []string
 	rep := run(t, kit.Options{Base: ts.URL, Progress: func(c kit.Check) { progress = append(progress, c.Name()) }})
@@ -109,16 +110,18 @@ func TestAgainstThisServer(t *testing.T) {
 }
 
 func TestKeep(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, nil)
 	rep := run(t, kit.Options{Base: ts.URL, Suites: []string{"rest"}, Keep: true})
 	if !rep.Kept {
 		t.Error("the report does not say the resources were kept")
 	}
 	for _, typ := range testedTypes {
-		// create and Prefer: return=minimal remain; the one deleted by
-		// rest.delete.status does not.
-		if n := tagged(t, ts.URL, typ, rep.RunID); n != 2 {
-			t.Errorf("%d %s resources of the run remain with -keep, want 2", n, typ)
+		// create and Prefer: return=minimal remain, and those of
+		// if-modified-since, conditional create and update, and patch; the
+		// ones deleted by rest.delete.status and .conditional do not.
+		if n := tagged(t, ts.URL, typ, rep.RunID); n != 6 {
+			t.Errorf("%d %s resources of the run remain with -keep, want 6", n, typ)
 		}
 	}
 	for _, c := range rep.Checks {
@@ -147,6 +150,7 @@ func (w *dropHeader) Write(b []byte) (int, error) {
 func (w *dropHeader) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func TestServerWithoutETag(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(&dropHeader{ResponseWriter: w, name: "ETag"}, r)
@@ -197,6 +201,7 @@ func (w *noOutcome) Write(b []byte) (int, error) {
 }
 
 func TestServerWithoutOperationOutcome(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(&noOutcome{ResponseWriter: w}, r)
@@ -211,12 +216,13 @@ func TestServerWithoutOperationOutcome(t *testing.T) {
 		}
 	}
 	slices.Sort(want)
-	if len(want) != 6 || !slices.Equal(got, want) {
+	if len(want) != 8 || !slices.Equal(got, want) {
 		t.Errorf("failed checks:\n got %v\nwant %v", got, want)
 	}
 }
 
 func TestNotAFHIRServer(t *testing.T) {
+	t.Parallel()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/fhir+json")
 		w.Write([]byte(`{"resourceType":"Patient","id":"x"}`))
@@ -248,6 +254,7 @@ func (h *hostRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestLocationElsewhereIsNotFollowed(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(&elsewhere{ResponseWriter: w}, r)
@@ -286,6 +293,7 @@ func (w *elsewhere) WriteHeader(code int) {
 }
 
 func TestReports(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(&dropHeader{ResponseWriter: w, name: "ETag"}, r)
@@ -363,6 +371,7 @@ func TestReports(t *testing.T) {
 }
 
 func TestInvalidBodyFailsTheCheck(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
@@ -387,7 +396,8 @@ func TestInvalidBodyFailsTheCheck(t *testing.T) {
 	// The rest and errors suites: the infusion suite's Observation reads
 	// fail the same way (infusion_test.go covers that suite).
 	rep := run(t, kit.Options{Base: ts.URL, Suites: []string{"rest", "errors"}})
-	want := []string{"rest.read.format-json [Observation]", "rest.read.status [Observation]"}
+	// rest.read.if-modified-since and rest.update.conditional read back too.
+	want := []string{"rest.read.format-json [Observation]", "rest.read.if-modified-since [Observation]", "rest.read.status [Observation]", "rest.update.conditional [Observation]"}
 	if got := failed(rep); !slices.Equal(got, want) {
 		t.Errorf("failed checks:\n got %v\nwant %v", got, want)
 	}
@@ -399,6 +409,7 @@ func TestInvalidBodyFailsTheCheck(t *testing.T) {
 }
 
 func TestClaimNotHonoured(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/Observation/") {

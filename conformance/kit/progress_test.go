@@ -15,6 +15,7 @@ var progressChecks = []kit.Check{
 }
 
 func TestProgressNotATerminal(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	p := kit.NewProgress(&buf)
 	for _, c := range progressChecks {
@@ -30,6 +31,7 @@ func TestProgressNotATerminal(t *testing.T) {
 }
 
 func TestProgressTerminal(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	p := kit.NewTerminalProgress(&buf, 40)
 	for _, c := range progressChecks {

@@ -90,6 +90,7 @@ func (r *runner) restSuite(ctx context.Context) {
 			t.defs[d.id] = d
 		}
 		t.run(ctx)
+		t.runMore(ctx) // rest_more.go
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 const IDSystem = "https://infusion.example.org/fhir/conformance-kit-id"
 
 // searchTypes are the search parameter types the search suite tests.
-var searchTypes = []string{"token", "reference", "date", "string", "quantity", "number"}
+var searchTypes = []string{"token", "reference", "date", "string", "quantity", "number", "uri", "composite"}
 
 // build returns the kit's sample of typ, tagged with the run id, with the
 // elements of mods set (a nil value removes the element).
@@ -32,9 +32,19 @@ func (r *runner) build(typ string, mods map[string]any) ([]byte, map[string]any,
 		return nil, nil, false
 	}
 	for k, v := range mods {
-		if v == nil {
+		switch meta, _ := res["meta"].(map[string]any); {
+		case v == nil:
 			delete(res, k)
-		} else {
+		case k == "meta" && meta != nil:
+			// merged: the run's tag stays
+			for mk, mv := range v.(map[string]any) {
+				if tags, ok := meta[mk].([]any); ok && mk == "tag" {
+					meta[mk] = append(tags, mv.([]any)...)
+				} else {
+					meta[mk] = mv
+				}
+			}
+		default:
 			res[k] = v
 		}
 	}
@@ -50,134 +60,111 @@ type searchPair struct {
 }
 
 // searchFixtures returns, for a type, the pairs of modifications that
-// make the matching and the non-matching resources; target is a
-// reference to a resource of the run ("MedicationRequest/id") or "".
-func (r *runner) searchFixtures(typ, target string) [][2]map[string]any {
+// make the matching and the non-matching resources; targets has, by
+// type, a reference to the first matching resource the run created of
+// that type ("MedicationRequest/id"), and selfRef stands for the first
+// matching resource of typ itself (withSelf replaces it once created).
+// Together the matching resources give every standard R4 search parameter
+// of the type a value the non-matching one does not have (or has none
+// of). References may name resources that do not exist (kit-<run>-…):
+// servers store them as they are.
+func (r *runner) searchFixtures(typ string, targets map[string]string) [][2]map[string]any {
+	target := targets["MedicationRequest"]
 	run := r.report.RunID
 	ident := func(s string) []any { return []any{map[string]any{"system": IDSystem, "value": run + "-" + s}} }
+	ref := func(t, s string) map[string]any { return map[string]any{"reference": t + "/kit-" + run + "-" + s} }
+	refs := func(t, s string) []any { return []any{ref(t, s)} }
 	subject := func(s string) map[string]any { return map[string]any{"reference": "Patient/" + run + "-" + s} }
 	coding := func(system, code string) map[string]any {
 		return map[string]any{"coding": []any{map[string]any{"system": system, "code": code}}}
 	}
-	ref := func() any {
-		if target == "" {
-			return nil
-		}
-		return map[string]any{"reference": target}
-	}
-	const rxnorm, loinc, ucum = "http://www.nlm.nih.gov/research/umls/rxnorm", "http://loinc.org", "http://unitsofmeasure.org"
-	qty := func(v int) map[string]any {
-		return map[string]any{"value": v, "unit": "score", "system": ucum, "code": "{score}"}
+	const rxnorm, loinc, ucum, sct = "http://www.nlm.nih.gov/research/umls/rxnorm", "http://loinc.org", "http://unitsofmeasure.org", "http://snomed.info/sct"
+	qty := func(v int, code string) map[string]any {
+		return map[string]any{"value": v, "unit": code, "system": ucum, "code": code}
 	}
 	cat := func(code string) []any {
 		return []any{coding("http://terminology.hl7.org/CodeSystem/observation-category", code)}
 	}
+	absent := func(code string) map[string]any {
+		return coding("http://terminology.hl7.org/CodeSystem/data-absent-reason", code)
+	}
+	// meta the matching resource has and the other has not: _tag,
+	// _security, _profile, _source
+	meta := map[string]any{
+		"tag":      []any{map[string]any{"system": TagSystem + "-match", "code": run}},
+		"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HTEST"}},
+		"profile":  []any{"http://hl7.org/fhir/StructureDefinition/" + typ},
+		"source":   "https://infusion.example.org/fhir/conformance-kit#" + run,
+	}
 	switch typ {
 	case "Observation":
-		m := map[string]any{"identifier": ident("match"), "status": "final", "code": coding(loinc, "72514-3"), "category": cat("survey"),
-			"subject": subject("a"), "effectiveDateTime": "2024-01-15T10:30:00Z", "valueInteger": nil, "valueQuantity": qty(4)}
+		m := map[string]any{"meta": meta, "identifier": ident("match"), "status": "final", "code": coding(loinc, "72514-3"), "category": cat("survey"),
+			"subject": subject("a"), "effectiveDateTime": "2024-01-15T10:30:00Z", "valueInteger": nil, "valueQuantity": qty(4, "{score}"),
+			"encounter": ref("Encounter", "e1"), "performer": refs("Practitioner", "p1"), "device": ref("Device", "d1"), "focus": refs("Group", "g1"),
+			"derivedFrom": refs("Observation", "o1"), "hasMember": refs("Observation", "o2"), "partOf": refs("MedicationAdministration", "ma1"),
+			"specimen": ref("Specimen", "s1"), "method": coding(sct, "272391002"),
+			"component": []any{
+				map[string]any{"code": coding(loinc, "8480-6"), "valueQuantity": qty(120, "mm[Hg]")},
+				map[string]any{"code": coding(loinc, "8462-4"), "dataAbsentReason": absent("asked-unknown")},
+			}}
 		o := map[string]any{"identifier": ident("other"), "status": "preliminary", "code": coding(loinc, "38208-5"), "category": cat("exam"),
-			"subject": subject("b"), "effectiveDateTime": "2019-06-01T08:00:00Z", "valueInteger": nil, "valueQuantity": qty(9)}
+			"subject": subject("b"), "effectiveDateTime": "2019-06-01T08:00:00Z", "valueInteger": nil, "valueQuantity": qty(9, "{score}"),
+			"encounter": ref("Encounter", "e2"), "performer": refs("Practitioner", "p2"), "device": ref("Device", "d2"), "method": coding(sct, "129265001"),
+			"component": []any{map[string]any{"code": coding(loinc, "9279-1"), "valueQuantity": qty(16, "/min")}}}
 		if target != "" {
-			m["basedOn"] = []any{ref()}
+			m["basedOn"] = []any{map[string]any{"reference": target}}
 		}
-		m2 := map[string]any{"identifier": ident("match-string"), "valueInteger": nil, "valueString": "Kit pain diary " + run}
+		if ma := targets["MedicationAdministration"]; ma != "" {
+			m["partOf"] = []any{map[string]any{"reference": ma}}
+		}
+		// derived from the first match: for _revinclude and _has
+		m2 := map[string]any{"identifier": ident("match-string"), "valueInteger": nil, "valueString": "Kit pain diary " + run,
+			"derivedFrom": []any{map[string]any{"reference": selfRef}}}
 		o2 := map[string]any{"identifier": ident("other-string"), "valueInteger": nil, "valueString": "Other note " + run}
-		return [][2]map[string]any{{m, o}, {m2, o2}}
+		m3 := map[string]any{"identifier": ident("match-concept"), "valueInteger": nil, "valueCodeableConcept": coding(sct, "373066001"),
+			"component": []any{map[string]any{"code": coding(loinc, "75325-1"), "valueCodeableConcept": coding(sct, "22253000")}}}
+		o3 := map[string]any{"identifier": ident("other-concept"), "valueInteger": nil, "valueCodeableConcept": coding(sct, "373067005"),
+			"component": []any{map[string]any{"code": coding(loinc, "75325-1"), "valueCodeableConcept": coding(sct, "161891005")}}}
+		m4 := map[string]any{"identifier": ident("match-date"), "valueInteger": nil, "valueDateTime": "2023-03-10T09:00:00Z"}
+		o4 := map[string]any{"identifier": ident("other-date"), "valueInteger": nil, "valueDateTime": "2018-07-20T09:00:00Z"}
+		m5 := map[string]any{"identifier": ident("match-absent"), "valueInteger": nil, "dataAbsentReason": absent("not-performed")}
+		o5 := map[string]any{"identifier": ident("other-absent"), "valueInteger": nil, "dataAbsentReason": absent("error")}
+		return [][2]map[string]any{{m, o}, {m2, o2}, {m3, o3}, {m4, o4}, {m5, o5}}
 	case "MedicationRequest":
-		m := map[string]any{"identifier": ident("match"), "status": "active", "intent": "order", "subject": subject("a"), "authoredOn": "2024-01-15",
-			"medicationCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": rxnorm, "code": "6130"}}, "text": "ketamine 0.5 mg/kg IV infusion"}}
+		m := map[string]any{"meta": meta, "identifier": ident("match"), "status": "active", "intent": "order", "subject": subject("a"), "authoredOn": "2024-01-15",
+			"medicationCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": rxnorm, "code": "6130"}}, "text": "ketamine 0.5 mg/kg IV infusion"},
+			"category":                  []any{coding("http://terminology.hl7.org/CodeSystem/medicationrequest-category", "inpatient")}, "priority": "urgent",
+			"encounter": ref("Encounter", "e1"), "requester": ref("Practitioner", "p1"), "performer": ref("Practitioner", "p2"),
+			"performerType": coding(sct, "158965000"), "dispenseRequest": map[string]any{"performer": ref("Organization", "org1")},
+			"dosageInstruction": []any{map[string]any{"text": "over 4 hours", "timing": map[string]any{"event": []any{"2024-01-15T08:00:00Z"}}}}}
 		o := map[string]any{"identifier": ident("other"), "status": "on-hold", "intent": "plan", "subject": subject("b"), "authoredOn": "2019-06-01",
-			"medicationCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": rxnorm, "code": "6387"}}, "text": "lidocaine IV infusion"}}
-		return [][2]map[string]any{{m, o}}
+			"medicationCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": rxnorm, "code": "6387"}}, "text": "lidocaine IV infusion"},
+			"category":                  []any{coding("http://terminology.hl7.org/CodeSystem/medicationrequest-category", "outpatient")}, "priority": "routine",
+			"encounter": ref("Encounter", "e2"), "requester": ref("Practitioner", "p3"),
+			"dosageInstruction": []any{map[string]any{"text": "over 2 hours", "timing": map[string]any{"event": []any{"2019-06-01T08:00:00Z"}}}}}
+		m2 := map[string]any{"identifier": ident("match-medication"), "medicationCodeableConcept": nil, "medicationReference": ref("Medication", "m1")}
+		o2 := map[string]any{"identifier": ident("other-medication"), "medicationCodeableConcept": nil, "medicationReference": ref("Medication", "m2")}
+		return [][2]map[string]any{{m, o}, {m2, o2}}
 	case "MedicationAdministration":
-		m := map[string]any{"identifier": ident("match"), "status": "completed", "subject": subject("a"), "effectivePeriod": nil, "effectiveDateTime": "2024-01-15T10:00:00Z",
-			"medicationCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": rxnorm, "code": "6387"}}, "text": "lidocaine IV infusion"}}
-		o := map[string]any{"identifier": ident("other"), "status": "in-progress", "subject": subject("b"), "effectivePeriod": nil, "effectiveDateTime": "2019-06-01T08:00:00Z",
-			"medicationCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": rxnorm, "code": "6130"}}, "text": "ketamine IV infusion"}}
+		m := map[string]any{"meta": meta, "identifier": ident("match"), "status": "completed", "subject": subject("a"),
+			"effectivePeriod":           map[string]any{"start": "2024-01-15T10:00:00Z", "end": "2024-01-15T11:00:00Z"},
+			"medicationCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": rxnorm, "code": "6387"}}, "text": "lidocaine IV infusion"},
+			"context":                   ref("Encounter", "e1"), "device": refs("Device", "d1"), "performer": []any{map[string]any{"actor": ref("Practitioner", "p1")}},
+			"reasonCode": []any{coding(sct, "22253000")}}
+		o := map[string]any{"identifier": ident("other"), "status": "in-progress", "subject": subject("b"),
+			"effectivePeriod":           map[string]any{"start": "2019-06-01T08:00:00Z", "end": "2019-06-01T09:00:00Z"},
+			"medicationCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": rxnorm, "code": "6130"}}, "text": "ketamine IV infusion"},
+			"context":                   ref("Encounter", "e2"), "performer": []any{map[string]any{"actor": ref("Practitioner", "p2")}}, "reasonCode": []any{coding(sct, "279039007")}}
 		if target != "" {
-			m["request"] = ref()
+			m["request"] = map[string]any{"reference": target}
 		}
-		return [][2]map[string]any{{m, o}}
+		m2 := map[string]any{"identifier": ident("match-not-given"), "status": "not-done", "statusReason": []any{coding(sct, "182895007")},
+			"medicationCodeableConcept": nil, "medicationReference": ref("Medication", "m1")}
+		o2 := map[string]any{"identifier": ident("other-not-given"), "status": "not-done", "statusReason": []any{coding(sct, "266721009")},
+			"medicationCodeableConcept": nil, "medicationReference": ref("Medication", "m2")}
+		return [][2]map[string]any{{m, o}, {m2, o2}}
 	}
 	return [][2]map[string]any{{{"identifier": ident("match")}, {"identifier": ident("other")}}}
-}
-
-// paramValue derives from a resource the search value of a parameter, by
-// the parameter's name; false when the kit cannot.
-func paramValue(name, typ string, res map[string]any) (string, bool) {
-	str := func(k string) (string, bool) { s, ok := res[k].(string); return s, ok && s != "" }
-	refOf := func(v any) (string, bool) {
-		if l, ok := v.([]any); ok && len(l) > 0 {
-			v = l[0]
-		}
-		m, _ := v.(map[string]any)
-		s, ok := m["reference"].(string)
-		return s, ok && s != ""
-	}
-	tokenOf := func(v any) (string, bool) {
-		if l, ok := v.([]any); ok && len(l) > 0 {
-			v = l[0]
-		}
-		m, _ := v.(map[string]any)
-		cs, _ := m["coding"].([]any)
-		if len(cs) == 0 {
-			return "", false
-		}
-		c, _ := cs[0].(map[string]any)
-		sys, _ := c["system"].(string)
-		code, _ := c["code"].(string)
-		return sys + "|" + code, code != ""
-	}
-	switch name {
-	case "_id":
-		return str("id")
-	case "status", "intent", "priority":
-		return str(name)
-	case "code":
-		if _, ok := res["code"]; ok {
-			return tokenOf(res["code"])
-		}
-		return tokenOf(res["medicationCodeableConcept"])
-	case "category":
-		return tokenOf(res["category"])
-	case "identifier":
-		l, _ := res["identifier"].([]any)
-		if len(l) == 0 {
-			return "", false
-		}
-		m, _ := l[0].(map[string]any)
-		sys, _ := m["system"].(string)
-		v, _ := m["value"].(string)
-		return sys + "|" + v, v != ""
-	case "subject":
-		return refOf(res["subject"])
-	case "patient":
-		s, ok := refOf(res["subject"])
-		return s, ok && strings.HasPrefix(s, "Patient/")
-	case "based-on":
-		return refOf(res["basedOn"])
-	case "request":
-		return refOf(res["request"])
-	case "date", "effective-time":
-		if typ == "MedicationRequest" {
-			return "", false
-		}
-		return str("effectiveDateTime")
-	case "authoredon":
-		return str("authoredOn")
-	case "value-string":
-		return str("valueString")
-	case "value-quantity":
-		q, _ := res["valueQuantity"].(map[string]any)
-		if q == nil {
-			return "", false
-		}
-		sys, _ := q["system"].(string)
-		code, _ := q["code"].(string)
-		return fmt.Sprintf("%v|%s|%s", q["value"], sys, code), true
-	}
-	return "", false
 }
 
 // searchBundle is what the kit reads of a searchset.
@@ -274,12 +261,14 @@ func (s *searchRun) query(extra ...string) string {
 // searchSuite runs the search checks on each declared resource type.
 func (r *runner) searchSuite(ctx context.Context) {
 	types := r.caps.resources()
-	// MedicationRequest first: the others' data reference it.
-	slices.SortStableFunc(types, func(a, b capResource) int {
-		return boolInt(b.Type == "MedicationRequest") - boolInt(a.Type == "MedicationRequest")
-	})
+	// MedicationRequest first, then MedicationAdministration: the others'
+	// data reference them.
+	rank := func(t string) int {
+		return 2 - 2*boolInt(t == "MedicationRequest") - boolInt(t == "MedicationAdministration")
+	}
+	slices.SortStableFunc(types, func(a, b capResource) int { return rank(a.Type) - rank(b.Type) })
 	var runs []*searchRun
-	target := ""
+	targets := map[string]string{}
 	for _, cr := range types {
 		s := &searchRun{r: r, cr: cr}
 		setup := s.begin("search.setup", "the kit creates data built to match its searches and data built not to", Shall, "#search")
@@ -296,9 +285,12 @@ func (r *runner) searchSuite(ctx context.Context) {
 		}
 		setup.check.Spec = specHTTP + "#create"
 		ok := true
-		for _, f := range r.searchFixtures(cr.Type, target) {
+		for _, f := range r.searchFixtures(cr.Type, targets) {
 			var p searchPair
 			for i, mods := range f {
+				if len(s.pairs) > 0 {
+					mods = withSelf(mods, cr.Type+"/"+s.pairs[0].matchID).(map[string]any)
+				}
 				body, res, _ := r.build(cr.Type, mods)
 				resp := setup.do(ctx, http.MethodPost, cr.Type, nil, body)
 				id := createdIDOf(r, cr.Type, resp)
@@ -309,6 +301,7 @@ func (r *runner) searchSuite(ctx context.Context) {
 					break
 				}
 				res["id"] = id
+				keepLastUpdated(res, resp.body)
 				if i == 0 {
 					p.match, p.matchID = res, id
 				} else {
@@ -324,14 +317,39 @@ func (r *runner) searchSuite(ctx context.Context) {
 			continue
 		}
 		setup.pass()
-		if cr.Type == "MedicationRequest" {
-			target = "MedicationRequest/" + s.pairs[0].matchID
-		}
+		targets[cr.Type] = cr.Type + "/" + s.pairs[0].matchID
 		runs = append(runs, s)
 	}
 	for _, s := range runs {
 		s.run(ctx, runs)
 	}
+}
+
+// selfRef, in a fixture, stands for the first matching resource of the
+// fixture's own type.
+const selfRef = "kit:first-match"
+
+// withSelf copies v with the references selfRef replaced by ref.
+func withSelf(v any, ref string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = withSelf(e, ref)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = withSelf(e, ref)
+		}
+		return out
+	case string:
+		if x == selfRef {
+			return ref
+		}
+	}
+	return v
 }
 
 func boolInt(b bool) int {
@@ -404,16 +422,63 @@ func (s *searchRun) pairsMatch(name string) map[string]any {
 }
 
 // pairFor returns the first pair whose matching resource gives the
-// parameter a value.
-func (s *searchRun) pairFor(name string) (searchPair, string, bool) {
+// parameter a value the other resource does not have; without one, why
+// says why.
+func (s *searchRun) pairFor(name string) (p searchPair, v, why string) {
+	d, _ := s.r.paramDef(s.cr.Type, name)
 	for _, p := range s.pairs {
-		if v, ok := paramValue(name, s.cr.Type, p.match); ok {
-			if o, _ := paramValue(name, s.cr.Type, p.other); o != v {
-				return p, v, true
+		mv, reason := s.r.paramValues(s.cr.Type, name, p.match)
+		if len(mv) == 0 {
+			if why == "" || strings.HasPrefix(why, "the kit's data built to match gives") {
+				why = reason
 			}
+			continue
 		}
+		ov, _ := s.r.paramValues(s.cr.Type, name, p.other)
+		if v, ok := distinct(d.typ, mv, ov); ok {
+			return p, v, ""
+		}
+		why = fmt.Sprintf("the kit's data built not to match has every value of %s the data built to match has", name)
 	}
-	return searchPair{}, "", false
+	return searchPair{}, "", why
+}
+
+// keepLastUpdated copies meta.lastUpdated of a created resource (the
+// body the server answered) into res, for _lastUpdated.
+func keepLastUpdated(res map[string]any, body []byte) {
+	var got struct {
+		Meta struct {
+			LastUpdated string `json:"lastUpdated"`
+		} `json:"meta"`
+	}
+	if json.Unmarshal(body, &got) != nil || got.Meta.LastUpdated == "" {
+		return
+	}
+	if meta, ok := res["meta"].(map[string]any); ok {
+		meta["lastUpdated"] = got.Meta.LastUpdated
+	}
+}
+
+// dateValue makes the search value of a date parameter from the matching
+// and the other resource's dates: the day when they differ by day, else
+// le or ge the whole instant; "" when they are the same.
+func dateValue(match string, other []string) string {
+	day := match[:min(len(match), 10)]
+	if !slices.ContainsFunc(other, func(o string) bool { return strings.HasPrefix(o, day) }) {
+		return day
+	}
+	before, after := true, true
+	for _, o := range other {
+		before = before && match < o
+		after = after && match > o
+	}
+	switch {
+	case before:
+		return "le" + match
+	case after:
+		return "ge" + match
+	}
+	return ""
 }
 
 func (s *searchRun) run(ctx context.Context, all []*searchRun) {
@@ -426,14 +491,18 @@ func (s *searchRun) run(ctx context.Context, all []*searchRun) {
 			c.skip("the kit does not test search parameters of type %s", sp.Type)
 			continue
 		}
-		p, v, ok := s.pairFor(sp.Name)
-		if !ok {
-			c.skip("no sample value for parameter %s", sp.Name)
+		p, v, why := s.pairFor(sp.Name)
+		if why != "" {
+			c.skip("%s", why)
 			continue
 		}
 		if sp.Type == "date" {
-			v = v[:min(len(v), 10)]
-			if dateParam == "" {
+			ov, _ := s.r.paramValues(typ, sp.Name, p.other)
+			if v = dateValue(v, ov); v == "" {
+				c.skip("the data built to match and the data built not to have the same %s", sp.Name)
+				continue
+			}
+			if dateParam == "" && !strings.HasPrefix(sp.Name, "_") && len(v) == 10 {
 				dateParam = sp.Name
 			}
 		}
@@ -457,7 +526,7 @@ func (s *searchRun) run(ctx context.Context, all []*searchRun) {
 		}
 	} else {
 		p, v, _ := s.pairFor(dateParam)
-		ov, _ := paramValue(dateParam, typ, p.other)
+		ov, _ := s.r.paramValue(typ, dateParam, p.other)
 		year, oyear := v[:min(4, len(v))], ov[:min(4, len(ov))]
 		for i, d := range dateChecks {
 			c := s.begin(d.id, d.title, Shall, "#date")
@@ -484,12 +553,21 @@ func (s *searchRun) run(ctx context.Context, all []*searchRun) {
 		{"search.string.exact", "a string search with :exact matches the whole value, case and all", Should},
 		{"search.string.contains", "a string search with :contains matches anywhere in the value", Should},
 	}
-	if v, _ := paramValue(stringParam, typ, s.pairsMatch(stringParam)); len(strings.Fields(v)) == 0 || len(v) < 2 {
+	if v, _ := s.r.paramValue(typ, stringParam, s.pairsMatch(stringParam)); len(strings.Fields(v)) == 0 || len(v) < 2 {
 		stringParam = ""
 	}
 	if stringParam == "" {
 		for _, d := range stringChecks {
-			s.begin(d.id, d.title, d.level, "#string").skip("the CapabilityStatement declares no string parameter for %s the kit has a sample value for", typ)
+			c := s.begin(d.id, d.title, d.level, "#string")
+			declared := false
+			for _, sp := range s.cr.SearchParam {
+				declared = declared || sp.Type == "string"
+			}
+			if declared {
+				c.skip("the kit's data gives none of the string parameters declared for %s a value of two or more characters", typ)
+			} else {
+				c.skip("the CapabilityStatement declares no string parameter for %s", typ)
+			}
 		}
 	} else {
 		p, v, _ := s.pairFor(stringParam)
@@ -699,7 +777,7 @@ func (s *searchRun) includable(all []*searchRun) (inc, typ, id string) {
 		if !ok || t != s.cr.Type || param == "*" {
 			continue
 		}
-		v, ok := paramValue(param, s.cr.Type, s.pairs[0].match)
+		v, ok := s.r.paramValue(s.cr.Type, param, s.pairs[0].match)
 		if !ok {
 			continue
 		}
@@ -726,8 +804,10 @@ func (s *searchRun) revincludable(all []*searchRun) (rev, srcType, srcID, param 
 			if o.cr.Type != t {
 				continue
 			}
-			if v, ok := paramValue(p, t, o.pairs[0].match); ok && v == want {
-				return decl, t, o.pairs[0].matchID, p
+			for _, op := range o.pairs {
+				if v, _ := o.r.paramValues(t, p, op.match); slices.Contains(v, want) {
+					return decl, t, op.matchID, p
+				}
 			}
 		}
 	}
@@ -745,7 +825,7 @@ func (s *searchRun) includeCheck(ctx context.Context, p searchPair, id, param, t
 		c.skip("the CapabilityStatement declares no %s for %s", element, typ)
 		return
 	case value == "":
-		c.skip("no declared %s of %s names a reference the kit's data has", element, typ)
+		c.skip("no declared %s of %s (%s) leads from or to a resource the kit created: the kit creates only %s", element, typ, strings.Join(declared, ", "), strings.Join(s.r.createdTypes(), ", "))
 		return
 	}
 	path := s.query("_id", p.matchID, param, value)
@@ -758,4 +838,15 @@ func (s *searchRun) includeCheck(ctx context.Context, p searchPair, id, param, t
 	default:
 		c.pass()
 	}
+}
+
+// createdTypes lists the types the search suite created data of.
+func (r *runner) createdTypes() []string {
+	var out []string
+	for _, cr := range r.caps.resources() {
+		if _, ok := r.sample(cr.Type, "", nil); ok && cr.supports("create") && cr.supports("search-type") {
+			out = append(out, cr.Type)
+		}
+	}
+	return out
 }

@@ -17,6 +17,7 @@ import (
 var searchSuites = []string{"search", "bundles"}
 
 func TestSearchAndBundlesAgainstThisServer(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, nil)
 	rep := run(t, kit.Options{Base: ts.URL, Suites: searchSuites})
 	for _, c := range rep.Checks {
@@ -37,10 +38,23 @@ func TestSearchAndBundlesAgainstThisServer(t *testing.T) {
 		"search.param.identifier [Observation]", "search.param.value-string [Observation]", "search.param.based-on [Observation]",
 		"search.param.authoredon [MedicationRequest]", "search.param.intent [MedicationRequest]",
 		"search.param.request [MedicationAdministration]", "search.param.effective-time [MedicationAdministration]",
+		// values derived from the parameters' expressions
+		"search.param._lastUpdated [Observation]", "search.param._tag [Observation]", "search.param._security [Observation]",
+		"search.param._profile [Observation]", "search.param._source [MedicationRequest]",
+		"search.param.combo-code [Observation]", "search.param.component-data-absent-reason [Observation]",
+		"search.param.data-absent-reason [Observation]", "search.param.value-concept [Observation]", "search.param.value-date [Observation]",
+		"search.param.code-value-quantity [Observation]", "search.param.combo-code-value-concept [Observation]",
+		"search.param.component-code-value-quantity [Observation]", "search.param.code-value-string [Observation]",
+		"search.param.has-member [Observation]", "search.param.focus [Observation]", "search.param.method [Observation]",
+		"search.param.medication [MedicationRequest]", "search.param.date [MedicationRequest]", "search.param.intended-dispenser [MedicationRequest]",
+		"search.param.intended-performertype [MedicationRequest]", "search.param.priority [MedicationRequest]",
+		"search.param.reason-given [MedicationAdministration]", "search.param.reason-not-given [MedicationAdministration]",
+		"search.param.performer [MedicationAdministration]", "search.param.context [MedicationAdministration]",
 		"search.date.ge [Observation]", "search.date.le [Observation]", "search.date.year [Observation]",
 		"search.string.default [Observation]", "search.string.exact [Observation]", "search.string.contains [Observation]",
 		"search.count [Observation]", "search.paging.next [Observation]", "search.sort [Observation]",
 		"search.include [Observation]", "search.include [MedicationAdministration]", "search.revinclude [MedicationRequest]",
+		"search.revinclude [MedicationAdministration]", "search.revinclude [Observation]", "search.param.part-of [Observation]",
 		"search.summary-count [Observation]", "search.elements [Observation]", "search.total-accurate [Observation]",
 		"search.post [Observation]", "search.post [MedicationRequest]",
 		"bundles.transaction.status", "bundles.transaction.response", "bundles.transaction.urn-uuid",
@@ -53,14 +67,32 @@ func TestSearchAndBundlesAgainstThisServer(t *testing.T) {
 	}
 	// Undeclared or underivable: skipped with the reason.
 	for name, reason := range map[string]string{
-		"search.has [Observation]":                "does not declare _has",
-		"search.param._lastUpdated [Observation]": "no sample value for parameter _lastUpdated",
-		"search.setup [Patient]":                  "does not declare search-type for Patient",
+		"search.has [Observation]": "does not declare _has",
+		"search.setup [Patient]":   "does not declare search-type for Patient",
 	} {
 		i := slices.IndexFunc(rep.Checks, func(c kit.Check) bool { return c.Name() == name })
 		if i < 0 || rep.Checks[i].Status != kit.Skip || !strings.Contains(rep.Checks[i].Reason, reason) {
 			t.Errorf("%s: want a skip saying %q, got %+v", name, reason, i)
 		}
+	}
+	// Every declared parameter of the types the kit creates is tested: the
+	// values come from the parameters' expressions on data built to match.
+	params, skipped := 0, 0
+	for _, c := range rep.Checks {
+		if !strings.HasPrefix(c.ID, "search.param.") {
+			continue
+		}
+		params++
+		if c.Status == kit.Skip {
+			skipped++
+			t.Logf("%s skipped: %s", c.Name(), c.Reason)
+			if c.Reason == "" {
+				t.Errorf("%s skipped without a reason", c.Name())
+			}
+		}
+	}
+	if params < 80 || skipped >= 10 {
+		t.Errorf("%d of %d search.param checks skipped; want fewer than 10 of at least 80", skipped, params)
 	}
 	if rep.ShallFailed() {
 		t.Error("a SHALL check failed")
@@ -76,36 +108,48 @@ func TestSearchAndBundlesAgainstThisServer(t *testing.T) {
 }
 
 func TestServerIgnoringASearchParameter(t *testing.T) {
-	ts := servertest.Start(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && r.URL.Path == "/Observation" {
-				q := r.URL.Query()
-				q.Del("status")
-				r.URL.RawQuery = q.Encode()
+	t.Parallel()
+	for _, tc := range []struct{ typ, param string }{
+		{"Observation", "status"},
+		{"Observation", "combo-code-value-quantity"}, // composite
+		{"Observation", "_lastUpdated"},
+		{"MedicationAdministration", "reason-given"},
+		{"MedicationRequest", "intended-dispenser"},
+	} {
+		t.Run(tc.typ+"/"+tc.param, func(t *testing.T) {
+			ts := servertest.Start(t, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodGet && r.URL.Path == "/"+tc.typ {
+						q := r.URL.Query()
+						q.Del(tc.param)
+						r.URL.RawQuery = q.Encode()
+					}
+					h.ServeHTTP(w, r)
+				})
+			})
+			rep := run(t, kit.Options{Base: ts.URL, Suites: searchSuites})
+			if got, want := failed(rep), []string{"search.param." + tc.param + " [" + tc.typ + "]"}; !slices.Equal(got, want) {
+				t.Fatalf("failed checks:\n got %v\nwant %v", got, want)
 			}
-			h.ServeHTTP(w, r)
+			for _, c := range rep.Checks {
+				if c.Status == kit.Fail && (!strings.HasPrefix(c.Reason, "CapabilityStatement says "+tc.typ+" supports the search parameter "+tc.param+"; the server answered") || len(c.Exchanges) == 0) {
+					t.Errorf("%s: %s (%d exchanges)", c.Name(), c.Reason, len(c.Exchanges))
+				}
+			}
+			if !rep.ShallFailed() {
+				t.Error("the run did not fail")
+			}
+			for _, typ := range testedTypes {
+				if n := tagged(t, ts.URL, typ, rep.RunID); n != 0 {
+					t.Errorf("%d %s resources of the run remain after the cleanup", n, typ)
+				}
+			}
 		})
-	})
-	rep := run(t, kit.Options{Base: ts.URL, Suites: searchSuites})
-	if got, want := failed(rep), []string{"search.param.status [Observation]"}; !slices.Equal(got, want) {
-		t.Fatalf("failed checks:\n got %v\nwant %v", got, want)
-	}
-	for _, c := range rep.Checks {
-		if c.Status == kit.Fail && (!strings.HasPrefix(c.Reason, "CapabilityStatement says Observation supports the search parameter status; the server answered") || len(c.Exchanges) == 0) {
-			t.Errorf("%s: %s (%d exchanges)", c.Name(), c.Reason, len(c.Exchanges))
-		}
-	}
-	if !rep.ShallFailed() {
-		t.Error("the run did not fail")
-	}
-	for _, typ := range testedTypes {
-		if n := tagged(t, ts.URL, typ, rep.RunID); n != 0 {
-			t.Errorf("%d %s resources of the run remain after the cleanup", n, typ)
-		}
 	}
 }
 
 func TestServerWithNonAtomicTransaction(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost || r.URL.Path != "/" {
@@ -146,6 +190,7 @@ func TestServerWithNonAtomicTransaction(t *testing.T) {
 // transaction and batch the bundles suite skips; with _has declared the
 // search suite tests it.
 func TestDeclarationsDriveTheSuites(t *testing.T) {
+	t.Parallel()
 	ts := withMetadata(t, func(body []byte) []byte {
 		var cs map[string]any
 		if err := json.Unmarshal(body, &cs); err != nil {
@@ -180,7 +225,9 @@ func TestDeclarationsDriveTheSuites(t *testing.T) {
 	if bundles != 8 {
 		t.Errorf("%d bundles checks, want 8", bundles)
 	}
-	if !slices.ContainsFunc(rep.Checks, func(c kit.Check) bool { return c.Name() == "search.has [MedicationRequest]" && c.Status == kit.Pass }) {
-		t.Error("search.has [MedicationRequest] did not pass with _has declared")
+	for _, typ := range []string{"MedicationRequest", "MedicationAdministration", "Observation"} {
+		if !slices.ContainsFunc(rep.Checks, func(c kit.Check) bool { return c.Name() == "search.has ["+typ+"]" && c.Status == kit.Pass }) {
+			t.Errorf("search.has [%s] did not pass with _has declared", typ)
+		}
 	}
 }

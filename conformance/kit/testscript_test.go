@@ -91,6 +91,7 @@ func readReports(t *testing.T, rep *kit.Report) map[string]testReport {
 // TestShippedTestScripts runs testdata/testscripts against this server:
 // every assert passes, and the TestReports are valid R4.
 func TestShippedTestScripts(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, nil)
 	rep := runScripts(t, ts.URL, scriptsDir)
 	checks := scriptChecks(rep)
@@ -160,6 +161,7 @@ func TestShippedTestScripts(t *testing.T) {
 // (stricter than R4 on references) rejects: a fixture naming a file
 // relative to the script, and a ${variable} in a reference of a fixture.
 func TestShippedTestScriptsValid(t *testing.T) {
+	t.Parallel()
 	fixtureRef := regexp.MustCompile(`^TestScript\.fixture\[\d+\]\.resource$`)
 	files, err := kit.TestScriptFiles(scriptsDir)
 	if err != nil {
@@ -208,6 +210,7 @@ func writeScript(t *testing.T, edit func(s string) string) string {
 // TestTestScriptWrongAssert: a deliberately wrong assert fails exactly that
 // assert, as SHALL, and the TestReport says fail.
 func TestTestScriptWrongAssert(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, nil)
 	f := writeScript(t, func(s string) string {
 		return strings.Replace(s, `"operator": "equals", "value": "6130"`, `"operator": "equals", "value": "9999"`, 1)
@@ -251,6 +254,7 @@ func TestTestScriptWrongAssert(t *testing.T) {
 // TestTestScriptWarningOnly: a failed warningOnly assert is reported but
 // does not fail the run.
 func TestTestScriptWarningOnly(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, nil)
 	f := writeScript(t, func(s string) string {
 		return strings.Replace(s, `"headerField": "ETag", "operator": "notEmpty"`, `"headerField": "X-Not-There", "operator": "notEmpty"`, 1)
@@ -273,6 +277,7 @@ func TestTestScriptWarningOnly(t *testing.T) {
 // TestTestScriptUnsupported: what the kit does not run is a failed load
 // check naming it, and nothing is sent.
 func TestTestScriptUnsupported(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, nil)
 	for _, tc := range []struct{ edit, want string }{
 		{`"expression": "MedicationRequest.status = 'active'"`, "assert.path"},
@@ -298,6 +303,7 @@ func TestTestScriptUnsupported(t *testing.T) {
 // TestTestScriptOperations runs update, vread, history, patch, transaction
 // and batch, and a setup that fails (its tests are skipped).
 func TestTestScriptOperations(t *testing.T) {
+	t.Parallel()
 	ts := servertest.Start(t, nil)
 	dir := t.TempDir()
 	write := func(name, s string) {
