@@ -52,6 +52,8 @@ func TestParseDateTime(t *testing.T) {
 		{"2026-03", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z", fhir.PrecisionMonth},
 		{"2026-03-15", "2026-03-15T00:00:00Z", "2026-03-16T00:00:00Z", fhir.PrecisionDay},
 		{"2026-03-15T10:30:00+01:00", "2026-03-15T09:30:00Z", "2026-03-15T09:30:01Z", fhir.PrecisionSecond},
+		{"2026-03-15T10:30:00.000+01:00", "2026-03-15T09:30:00Z", "2026-03-15T09:30:00.001Z", fhir.PrecisionFraction},
+		{"2026-03-15T10:30:00.250Z", "2026-03-15T10:30:00.25Z", "2026-03-15T10:30:00.251Z", fhir.PrecisionFraction},
 	}
 	for _, tt := range tests {
 		got, err := fhir.ParseDateTime(tt.in)
@@ -59,8 +61,8 @@ func TestParseDateTime(t *testing.T) {
 			t.Errorf("%s: %v", tt.in, err)
 			continue
 		}
-		if got.Time.Format(time.RFC3339) != tt.start || got.End().Format(time.RFC3339) != tt.end || got.Precision != tt.precision {
-			t.Errorf("%s: start %s end %s precision %d", tt.in, got.Time.Format(time.RFC3339), got.End().Format(time.RFC3339), got.Precision)
+		if got.Time.Format(time.RFC3339Nano) != tt.start || got.End().Format(time.RFC3339Nano) != tt.end || got.Precision != tt.precision {
+			t.Errorf("%s: start %s end %s precision %d", tt.in, got.Time.Format(time.RFC3339Nano), got.End().Format(time.RFC3339Nano), got.Precision)
 		}
 	}
 	for _, bad := range []string{"", "2026-13", "2026-03-15T10:30", "2026-03-15T10:30:00", "yesterday", "20260315"} {

@@ -21,7 +21,8 @@ const (
 	PrecisionYear Precision = iota + 1
 	PrecisionMonth
 	PrecisionDay
-	PrecisionSecond // a time was given (seconds, perhaps with a fraction)
+	PrecisionSecond   // a time to the second
+	PrecisionFraction // a time with a fraction of a second: to the millisecond
 )
 
 // DateTime is a parsed FHIR date, dateTime or instant: the start of the
@@ -42,7 +43,7 @@ func (d DateTime) End() time.Time {
 	case PrecisionDay:
 		return d.Time.AddDate(0, 0, 1)
 	}
-	if d.Time.Nanosecond() == 0 {
+	if d.Precision == PrecisionSecond {
 		return d.Time.Add(time.Second)
 	}
 	return d.Time.Add(time.Millisecond)
@@ -75,5 +76,9 @@ func ParseDateTime(s string) (DateTime, error) {
 	if err != nil {
 		return DateTime{}, fmt.Errorf("invalid dateTime %q (a time needs seconds and a zone): %w", s, err)
 	}
-	return DateTime{Time: t.UTC(), Precision: PrecisionSecond}, nil
+	p := PrecisionSecond
+	if i := strings.IndexByte(s, 'T'); strings.IndexByte(s[i:], '.') > 0 {
+		p = PrecisionFraction // "…:20.000Z" names a millisecond, not the second
+	}
+	return DateTime{Time: t.UTC(), Precision: p}, nil
 }

@@ -464,7 +464,7 @@ func period(p *models.Period) (time.Time, time.Time) {
 	if p.End != nil {
 		if dt, err := fhir.ParseDateTime(*p.End); err == nil {
 			end = dt.Time
-			if dt.Precision != fhir.PrecisionSecond {
+			if dt.Precision < fhir.PrecisionSecond {
 				end = dt.End().Add(-time.Millisecond) // the last instant of a date
 			}
 		}

@@ -57,7 +57,7 @@ type Registry struct {
 
 // extractVersion changes whenever what Extract makes of a resource changes,
 // so that the fingerprint asks for a rebuild of the stored index.
-const extractVersion = 3
+const extractVersion = 4
 
 // NewRegistry compiles the parameters of the given resource types against
 // the element model; an expression it cannot follow is an error. base is the
