@@ -690,6 +690,7 @@ func (s *searchRun) run(ctx context.Context, all []*searchRun) {
 		b, _, problem := c.search(ctx, http.MethodGet, path, nil)
 		s.expect(c, b, problem, s.claim("_has"), "GET "+path, p.matchID, p.otherID)
 	}
+	s.chainChecks(ctx, all)
 
 	// _summary=count
 	c = s.begin("search.summary-count", "_summary=count returns the total and no entries", Should, "#summary")

@@ -57,6 +57,9 @@ func TestSearchAndBundlesAgainstThisServer(t *testing.T) {
 		"search.revinclude [MedicationAdministration]", "search.revinclude [Observation]", "search.param.part-of [Observation]",
 		"search.summary-count [Observation]", "search.elements [Observation]", "search.total-accurate [Observation]",
 		"search.post [Observation]", "search.post [MedicationRequest]",
+		// chaining: reference parameters leading to the run's own resources
+		"search.chain.request [MedicationAdministration]", "search.chain.based-on [Observation]",
+		"search.chain.part-of [Observation]", "search.chain.derived-from [Observation]",
 		"bundles.transaction.status", "bundles.transaction.response", "bundles.transaction.urn-uuid",
 		"bundles.transaction.reject", "bundles.transaction.atomic",
 		"bundles.batch.status", "bundles.batch.entries", "bundles.batch.created",
@@ -67,8 +70,9 @@ func TestSearchAndBundlesAgainstThisServer(t *testing.T) {
 	}
 	// Undeclared or underivable: skipped with the reason.
 	for name, reason := range map[string]string{
-		"search.has [Observation]": "does not declare _has",
-		"search.setup [Patient]":   "does not declare search-type for Patient",
+		"search.has [Observation]":         "does not declare _has",
+		"search.setup [Patient]":           "does not declare search-type for Patient",
+		"search.chain [MedicationRequest]": "no declared reference parameter of MedicationRequest leads to a resource the kit created",
 	} {
 		i := slices.IndexFunc(rep.Checks, func(c kit.Check) bool { return c.Name() == name })
 		if i < 0 || rep.Checks[i].Status != kit.Skip || !strings.Contains(rep.Checks[i].Reason, reason) {
@@ -145,6 +149,82 @@ func TestServerIgnoringASearchParameter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServerIgnoringChainedParameters drops the chained parameters (the
+// keys with a '.') from GET searches: exactly the chain checks fail.
+func TestServerIgnoringChainedParameters(t *testing.T) {
+	t.Parallel()
+	ts := servertest.Start(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet {
+				q := r.URL.Query()
+				for k := range q {
+					if strings.Contains(k, ".") {
+						q.Del(k)
+					}
+				}
+				r.URL.RawQuery = q.Encode()
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	rep := run(t, kit.Options{Base: ts.URL, Suites: searchSuites})
+	want := []string{
+		"search.chain.based-on [Observation]", "search.chain.derived-from [Observation]",
+		"search.chain.part-of [Observation]", "search.chain.request [MedicationAdministration]",
+	}
+	if got := failed(rep); !slices.Equal(got, want) {
+		t.Fatalf("failed checks:\n got %v\nwant %v", got, want)
+	}
+	for _, c := range rep.Checks {
+		if c.Status == kit.Fail && (c.Level != kit.Should || !strings.Contains(c.Reason, "built not to match")) {
+			t.Errorf("%s (%s): %s", c.Name(), c.Level, c.Reason)
+		}
+	}
+	if rep.ShallFailed() {
+		t.Error("a SHALL check failed; chaining is SHOULD")
+	}
+	for _, typ := range testedTypes {
+		if n := tagged(t, ts.URL, typ, rep.RunID); n != 0 {
+			t.Errorf("%d %s resources of the run remain after the cleanup", n, typ)
+		}
+	}
+}
+
+// TestServerWithoutChaining answers 400, saying chaining is not
+// supported, to chained parameters: the chain checks skip with that.
+func TestServerWithoutChaining(t *testing.T) {
+	t.Parallel()
+	ts := servertest.Start(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for k := range r.URL.Query() {
+				if r.Method == http.MethodGet && strings.Contains(k, ".") {
+					w.Header().Set("Content-Type", "application/fhir+json")
+					w.WriteHeader(http.StatusBadRequest)
+					io.WriteString(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-supported","diagnostics":"chained parameters are not supported"}]}`)
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	rep := run(t, kit.Options{Base: ts.URL, Suites: searchSuites})
+	if f := failed(rep); len(f) > 0 {
+		t.Errorf("failed: %v", f)
+	}
+	skipped := 0
+	for _, c := range rep.Checks {
+		if strings.HasPrefix(c.ID, "search.chain.") {
+			skipped++
+			if c.Status != kit.Skip || !strings.Contains(c.Reason, "does not support chaining") || !strings.Contains(c.Reason, "chained parameters are not supported") {
+				t.Errorf("%s: %s %s", c.Name(), c.Status, c.Reason)
+			}
+		}
+	}
+	if skipped != 4 {
+		t.Errorf("%d search.chain.<param> checks, want 4", skipped)
 	}
 }
 
