@@ -93,11 +93,11 @@ func orEmpty(v any) any {
 	return v
 }
 
-// golden compares text with a golden file of testdata/golden/operations,
+// golden compares text with the golden file testdata/golden/{dir}/{name},
 // rewriting it under -update.
-func golden(t *testing.T, name, got string) {
+func golden(t *testing.T, dir, name, got string) {
 	t.Helper()
-	path := filepath.Join("..", "testdata", "golden", "operations", name)
+	path := filepath.Join("..", "testdata", "golden", dir, name)
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -112,7 +112,7 @@ func golden(t *testing.T, name, got string) {
 		t.Fatalf("%v (run go test ./server -run %s -update)", err, t.Name())
 	}
 	if got != string(want) {
-		t.Errorf("%s differs from the golden file:\n%s", name, lineDiff(string(want), got))
+		t.Errorf("%s differs from the golden file:\n%s", path, lineDiff(string(want), got))
 	}
 }
 
@@ -208,10 +208,10 @@ func TestCourseOperations(t *testing.T) {
 	for _, it := range ketamineCourse {
 		ts.put(t, it)
 	}
-	golden(t, "course-ketamine.txt", flatten(t, ts.operation(t, "course", "/MedicationRequest/ketamine-order-1/$course")))
-	golden(t, "monitoring-ketamine-1.txt", flatten(t, ts.operation(t, "monitoring", "/MedicationAdministration/ketamine-admin-1/$monitoring")))
+	golden(t, "operations", "course-ketamine.txt", flatten(t, ts.operation(t, "course", "/MedicationRequest/ketamine-order-1/$course")))
+	golden(t, "operations", "monitoring-ketamine-1.txt", flatten(t, ts.operation(t, "monitoring", "/MedicationAdministration/ketamine-admin-1/$monitoring")))
 	summary := flatten(t, ts.operation(t, "infusion-summary", "/Patient/pat-crps-1/$infusion-summary"))
-	golden(t, "summary-pat-crps-1.txt", summary)
+	golden(t, "operations", "summary-pat-crps-1.txt", summary)
 
 	course := func() string {
 		return flatten(t, ts.operation(t, "course", "/MedicationRequest/ketamine-order-1/$course"))

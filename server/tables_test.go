@@ -294,13 +294,13 @@ func TestTables(t *testing.T) {
 	ts := newTestServer(t, server.Config{})
 	want := loadTablesData(t, ts, 6)
 	t.Logf("rows: %v", want)
-	var golden strings.Builder
+	var listing strings.Builder
 	for _, name := range tableNames {
 		columns := store.TableColumns(name)
 		var names []string
 		for _, c := range columns {
 			names = append(names, c.Name)
-			fmt.Fprintf(&golden, "%s %s %s\n", name, c.Name, c.Type)
+			fmt.Fprintf(&listing, "%s %s %s\n", name, c.Name, c.Type)
 		}
 		if want[name] == 0 {
 			t.Fatalf("no %s stored: the test data lacks them", name)
@@ -343,7 +343,7 @@ func TestTables(t *testing.T) {
 			})
 		}
 	}
-	goldenTables(t, "columns.txt", golden.String())
+	golden(t, "tables", "columns.txt", listing.String())
 }
 
 // TestTablesValues checks the folded and derived columns against the
@@ -651,25 +651,3 @@ func TestTablesREADME(t *testing.T) {
 	}
 }
 
-// goldenTables compares text with a golden file of testdata/golden/tables,
-// rewriting it under -update.
-func goldenTables(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("..", "testdata", "golden", "tables", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./server -run %s -update)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (the columns are a published interface):\n%s", name, lineDiff(string(want), got))
-	}
-}

@@ -72,6 +72,16 @@ func patientColumns(ref string) []Column {
 	}
 }
 
+// drugColumns are the medication's coding and class of the table alias a.
+func drugColumns(a string) []Column {
+	return []Column{
+		col("drug_system", TypeString, a+".drug_system", "the medication's code system (RxNorm, SNOMED CT, ...)"),
+		col("drug_code", TypeString, a+".drug_code", "the medication's code"),
+		col("drug_display", TypeString, a+".drug_display", "the medication's display name"),
+		col("drug_class", TypeString, a+".drug_class", "ketamine, lidocaine, gabapentinoid, vitamin-nutrient, opioid or other"),
+	}
+}
+
 // tables are the flat tables, in the order they are listed.
 var tables = []table{
 	{
@@ -86,10 +96,7 @@ var tables = []table{
 			col("intent", TypeString, "o.intent", "MedicationRequest.intent"),
 			col("priority", TypeString, "o.priority", "MedicationRequest.priority"),
 			col("authored_on", TypeTimestamp, "o.authored_on", "MedicationRequest.authoredOn"),
-			col("drug_system", TypeString, "o.drug_system", "the medication's code system (RxNorm, SNOMED CT, ...)"),
-			col("drug_code", TypeString, "o.drug_code", "the medication's code"),
-			col("drug_display", TypeString, "o.drug_display", "the medication's display name"),
-			col("drug_class", TypeString, "o.drug_class", "ketamine, lidocaine, gabapentinoid, vitamin-nutrient, opioid or other"),
+		}, drugColumns("o"), []Column{
 			col("form_code", TypeString, "o.form_code", "the dose form's code"),
 			col("strength_value", TypeDouble, "o.strength_value", "the concentration's numerator value (e.g. 10 of 10 mg/mL)"),
 			col("strength_unit", TypeString, "o.strength_unit", "its UCUM unit"),
@@ -162,10 +169,7 @@ var tables = []table{
 			col("start_time", TypeTimestamp, "a.start", "the start of the session (effective[x])"),
 			col("end_time", TypeTimestamp, "a.end", "the end of the session (the start when effectiveDateTime)"),
 			col("duration_minutes", TypeDouble, "round((julianday(a.end) - julianday(a.start)) * 1440, 3)", "end_time - start_time, in minutes"),
-			col("drug_system", TypeString, "a.drug_system", "the medication's code system"),
-			col("drug_code", TypeString, "a.drug_code", "the medication's code"),
-			col("drug_display", TypeString, "a.drug_display", "the medication's display name"),
-			col("drug_class", TypeString, "a.drug_class", "ketamine, lidocaine, gabapentinoid, vitamin-nutrient, opioid or other"),
+		}, drugColumns("a"), []Column{
 			col("route_system", TypeString, "a.route_system", "the route's code system"),
 			col("route_code", TypeString, "a.route_code", "the route's code"),
 			col("setting", TypeString, "a.setting", "clinic or home, from the category"),
