@@ -650,4 +650,3 @@ func TestTablesREADME(t *testing.T) {
 		}
 	}
 }
-

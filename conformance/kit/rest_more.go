@@ -118,13 +118,12 @@ func (t *typeRun) ifModifiedSince(ctx context.Context) {
 		c.skip("the CapabilityStatement does not declare read for %s", typ)
 		return
 	}
-	id, resp := t.createWith(ctx, c, "ims", nil, nil)
+	id := t.createFor(ctx, c, "ims", "read")
 	if id == "" {
-		c.fail("create answered %d without an id, so there was nothing to read", resp.status)
 		return
 	}
 	path := typ + "/" + url.PathEscape(id)
-	resp = c.do(ctx, http.MethodGet, path, nil, nil)
+	resp := c.do(ctx, http.MethodGet, path, nil, nil)
 	if resp.status != http.StatusOK || resp.res == nil {
 		c.fail("GET %s answered %d", path, resp.status)
 		return
@@ -325,14 +324,13 @@ func (t *typeRun) jsonPatch(ctx context.Context) {
 		c.skip("the CapabilityStatement does not declare patch for %s", typ)
 		return
 	}
-	id, resp := t.createWith(ctx, c, "patch", nil, nil)
+	id := t.createFor(ctx, c, "patch", "patch")
 	if id == "" {
-		c.fail("create answered %d without an id, so there was nothing to patch", resp.status)
 		return
 	}
 	path := typ + "/" + url.PathEscape(id)
 	patch := []byte(`[{"op": "add", "path": "/language", "value": "de"}]`)
-	resp = c.do(ctx, http.MethodPatch, path, http.Header{"Content-Type": {"application/json-patch+json"}}, patch)
+	resp := c.do(ctx, http.MethodPatch, path, http.Header{"Content-Type": {"application/json-patch+json"}}, patch)
 	switch {
 	case resp.err != nil:
 		c.fail("%v", resp.err)
@@ -473,9 +471,8 @@ func (t *typeRun) conditionalTarget(ctx context.Context, c *checkRun, key, what 
 		c.skip("%s", why)
 		return "", false
 	}
-	id, resp := t.createWith(ctx, c, key, nil, nil)
+	id := t.createFor(ctx, c, key, what)
 	if id == "" {
-		c.fail("create answered %d without an id, so there was nothing to %s", resp.status, what)
 		return "", false
 	}
 	if ids, problem := t.byIdentifier(ctx, c, key); problem != "" || !slices.Equal(ids, []string{id}) {
@@ -483,4 +480,14 @@ func (t *typeRun) conditionalTarget(ctx context.Context, c *checkRun, key, what 
 		return "", false
 	}
 	return id, true
+}
+
+// createFor creates the resource of key that a check then acts on (what:
+// read, patch…); "" after failing the check when the create gave no id.
+func (t *typeRun) createFor(ctx context.Context, c *checkRun, key, what string) string {
+	id, resp := t.createWith(ctx, c, key, nil, nil)
+	if id == "" {
+		c.fail("create answered %d without an id, so there was nothing to %s", resp.status, what)
+	}
+	return id
 }
