@@ -177,34 +177,41 @@ func TestServerWithoutETag(t *testing.T) {
 	}
 }
 
-// noOutcome is a ResponseWriter that replaces the body of every error
-// response with plain text.
-type noOutcome struct {
+// bodyless is a ResponseWriter that swallows the body of every response
+// whose status drop selects, after drop has edited its headers.
+type bodyless struct {
 	http.ResponseWriter
-	failing bool
+	drop     func(code int, h http.Header) bool
+	dropping bool
 }
 
-func (w *noOutcome) WriteHeader(code int) {
-	if code >= 400 {
-		w.failing = true
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Del("Content-Length")
-	}
+func (w *bodyless) WriteHeader(code int) {
+	w.dropping = w.drop(code, w.Header())
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *noOutcome) Write(b []byte) (int, error) {
-	if w.failing {
+func (w *bodyless) Write(b []byte) (int, error) {
+	if w.dropping {
 		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// noOutcome answers errors with an empty text body: no OperationOutcome.
+func noOutcome(code int, h http.Header) bool {
+	if code < 400 {
+		return false
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Del("Content-Length")
+	return true
 }
 
 func TestServerWithoutOperationOutcome(t *testing.T) {
 	t.Parallel()
 	ts := servertest.Start(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(&noOutcome{ResponseWriter: w}, r)
+			h.ServeHTTP(&bodyless{ResponseWriter: w, drop: noOutcome}, r)
 		})
 	})
 	rep := run(t, kit.Options{Base: ts.URL})
