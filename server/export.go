@@ -32,7 +32,7 @@ func (s *Server) exportKickOff(c echo.Context) error {
 		return fhir.Errorf(fhir.KindInvalid, fhir.IssueRequired, "",
 			"an export runs asynchronously: send the header Prefer: respond-async")
 	}
-	req, err := s.bulk.Parse(c.QueryParams(), c.Path() != "/$export", !strictHandling(c) && preferLenient(c))
+	req, err := s.bulk.Parse(c.QueryParams(), c.Path() != "/$export", strings.EqualFold(prefer(c)["handling"], "lenient"))
 	if err != nil {
 		return err
 	}
@@ -51,20 +51,9 @@ func (s *Server) exportKickOff(c echo.Context) error {
 }
 
 // preferAsync reports whether the Prefer header asks for respond-async.
-func preferAsync(c echo.Context) bool { return preferToken(c, "respond-async") }
-
-// preferLenient reports whether the Prefer header asks for handling=lenient.
-func preferLenient(c echo.Context) bool { return preferToken(c, "handling=lenient") }
-
-func preferToken(c echo.Context, token string) bool {
-	for _, v := range c.Request().Header.Values("Prefer") {
-		for _, part := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.ReplaceAll(strings.TrimSpace(part), `"`, ""), token) {
-				return true
-			}
-		}
-	}
-	return false
+func preferAsync(c echo.Context) bool {
+	_, ok := prefer(c)["respond-async"]
+	return ok
 }
 
 // exportStatus answers GET /$export-status/{id}: 202 with X-Progress while

@@ -53,15 +53,28 @@ func setVersionHeaders(c echo.Context, v store.Version) {
 	}
 }
 
-// preference reads the Prefer header's return= value: "minimal",
-// "representation" (the default) or "OperationOutcome".
-func preference(c echo.Context) string {
-	for _, part := range strings.Split(c.Request().Header.Get("Prefer"), ",") {
-		for _, p := range strings.Split(part, ";") {
-			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "return") {
-				return strings.Trim(v, `"`)
+// prefer reads the Prefer headers (RFC 7240): each preference by its
+// lower-case name, with its value unquoted ("" for one without, such as
+// respond-async).
+func prefer(c echo.Context) map[string]string {
+	out := map[string]string{}
+	for _, header := range c.Request().Header.Values("Prefer") {
+		for _, part := range strings.Split(header, ",") {
+			for _, p := range strings.Split(part, ";") {
+				if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); k != "" {
+					out[strings.ToLower(strings.TrimSpace(k))] = strings.Trim(strings.TrimSpace(v), `"`)
+				}
 			}
 		}
+	}
+	return out
+}
+
+// preference reads Prefer: return=, "minimal", "representation" (the
+// default) or "OperationOutcome".
+func preference(c echo.Context) string {
+	if v, ok := prefer(c)["return"]; ok {
+		return v
 	}
 	return "representation"
 }

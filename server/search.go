@@ -74,16 +74,9 @@ func searchParams(c echo.Context) (url.Values, error) {
 	return params, nil
 }
 
-// handling reads Prefer: handling=strict|lenient (lenient by default).
-func strictHandling(c echo.Context) bool {
-	for _, part := range strings.Split(c.Request().Header.Get("Prefer"), ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		if strings.EqualFold(k, "handling") && strings.EqualFold(strings.Trim(v, `"`), "strict") {
-			return true
-		}
-	}
-	return false
-}
+// strictHandling reads Prefer: handling=strict|lenient (lenient by
+// default).
+func strictHandling(c echo.Context) bool { return strings.EqualFold(prefer(c)["handling"], "strict") }
 
 // runSearch parses, runs and answers a search with a searchset Bundle.
 func (s *Server) runSearch(c echo.Context, types []string, path string, comp *store.Compartment) error {
