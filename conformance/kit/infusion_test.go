@@ -82,14 +82,9 @@ func TestInfusionSuiteDecimalRewritten(t *testing.T) {
 		"infusion.roundtrip.ketamine-completed [MedicationAdministration]",
 		"infusion.roundtrip.ketamine-stopped-nausea [MedicationAdministration]",
 	}
-	if got := failed(rep); !slices.Equal(got, want) {
-		t.Errorf("failed checks:\n got %v\nwant %v", got, want)
-	}
-	for _, c := range rep.Checks {
-		if c.Status == kit.Fail && (!strings.Contains(c.Reason, "sent 0.50, got 0.5") || len(c.Exchanges) < 2) {
-			t.Errorf("%s: %s (%d exchanges)", c.Name(), c.Reason, len(c.Exchanges))
-		}
-	}
+	expectFailures(t, rep, want, func(c kit.Check) bool {
+		return strings.Contains(c.Reason, "sent 0.50, got 0.5") && len(c.Exchanges) >= 2
+	})
 }
 
 func TestInfusionSuiteExtensionDropped(t *testing.T) {
@@ -119,14 +114,7 @@ func TestInfusionSuiteExtensionDropped(t *testing.T) {
 	}))
 	rep := run(t, kit.Options{Base: ts.URL, Suites: []string{kit.SuiteInfusion}})
 	want := []string{"infusion.roundtrip.ketamine-crps [MedicationRequest]"}
-	if got := failed(rep); !slices.Equal(got, want) {
-		t.Errorf("failed checks:\n got %v\nwant %v", got, want)
-	}
-	for _, c := range rep.Checks {
-		if c.Status == kit.Fail && !strings.Contains(c.Reason, "_authoredOn: sent an object, got nothing") {
-			t.Errorf("%s: %s", c.Name(), c.Reason)
-		}
-	}
+	expectFailures(t, rep, want, func(c kit.Check) bool { return strings.Contains(c.Reason, "_authoredOn: sent an object, got nothing") })
 }
 
 func TestInfusionFindingsSkippedWithoutCourse(t *testing.T) {

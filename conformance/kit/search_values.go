@@ -1,11 +1,9 @@
 package kit
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -141,20 +139,12 @@ func (r *runner) paramValues(typ, name string, res map[string]any) (vals []strin
 // valuesOf turns one item an expression gave into search values of the
 // parameter type ptype.
 func valuesOf(ptype string, it any) []string {
-	str := func(v any) string {
-		switch x := v.(type) {
-		case string:
-			return x
-		case bool:
-			return strconv.FormatBool(x)
-		case json.Number:
-			return x.String()
-		case int:
-			return strconv.Itoa(x)
-		case float64:
-			return strconv.FormatFloat(x, 'f', -1, 64)
+	str := func(v any) string { // the text of a primitive, "" for anything else
+		switch v.(type) {
+		case nil, map[string]any, []any:
+			return ""
 		}
-		return ""
+		return fhirpath.String(v)
 	}
 	m, isMap := it.(map[string]any)
 	if !isMap {
