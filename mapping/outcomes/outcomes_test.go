@@ -2,6 +2,8 @@ package outcomes
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -136,4 +138,26 @@ func FuzzParseFilter(f *testing.F) {
 			t.Errorf("%q: a period ending before it starts was accepted", query)
 		}
 	})
+}
+
+func TestLoadMMEErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"not YAML":        "opioids: [",
+		"no factor":       "opioids:\n  - {name: morphine, rxnorm: [\"7052\"]}\n",
+		"no codes":        "opioids:\n  - {name: morphine, factor: 1}\n",
+		"bad dose unit":   "opioids:\n  - {name: fentanyl, rxnorm: [\"4337\"], factor: 2.4, doseUnit: furlong/h}\n",
+		"negative factor": "opioids:\n  - {name: morphine, rxnorm: [\"7052\"], factor: -1}\n",
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadMME(path); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+	if _, err := LoadMME(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("a missing file loaded")
+	}
 }
