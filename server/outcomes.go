@@ -40,21 +40,17 @@ func (s *Server) infusionOutcomes(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := outcomes.Options{
-		OutcomeWindow: time.Duration(window) * 24 * time.Hour,
-		SessionWindow: s.checker.Formulary().Settings.SessionWindow.Duration(),
-		MME:           s.mme,
-	}
 	// The store reads the cohort in parts, concurrently: a report each,
 	// merged at the end.
 	parts := make([]*outcomes.Report, runtime.GOMAXPROCS(0))
 	for i := range parts {
-		parts[i] = outcomes.NewReport(by, opts)
+		parts[i] = outcomes.NewReport(by)
 	}
-	err = s.store.Outcomes(c.Request().Context(), filter, len(parts), func(part int, r outcomes.Record) error {
-		parts[part].Add(r)
-		return nil
-	})
+	err = s.store.Outcomes(c.Request().Context(), filter, time.Duration(window)*24*time.Hour, len(parts),
+		func(part int, _ string, courses []outcomes.Summary) error {
+			parts[part].Add(courses)
+			return nil
+		})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"infusion/mapping/outcomes"
 	"infusion/mapping/synth"
@@ -356,23 +357,23 @@ func TestOutcomesRecoverRates(t *testing.T) {
 		t.Errorf("%v patients, %v with pain data; want 240", all["0.patients"], all["0.pain.patientsWithData"])
 	}
 	// The store reads the cohort in concurrent parts: any number of parts
-	// gives every patient once, with the same record.
+	// gives every patient once, with the same summaries.
 	st, err := store.Open(context.Background(), dbPath, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	var whole map[string]outcomes.Record
+	var whole map[string][]outcomes.Summary
 	for _, parts := range []int{1, 3, 7} {
 		var mu sync.Mutex
-		got := map[string]outcomes.Record{}
-		err := st.Outcomes(context.Background(), outcomes.Filter{}, parts, func(_ int, r outcomes.Record) error {
+		got := map[string][]outcomes.Summary{}
+		err := st.Outcomes(context.Background(), outcomes.Filter{}, 30*24*time.Hour, parts, func(_ int, patient string, courses []outcomes.Summary) error {
 			mu.Lock()
 			defer mu.Unlock()
-			if _, dup := got[r.Patient]; dup {
-				t.Errorf("%d parts: %s twice", parts, r.Patient)
+			if _, dup := got[patient]; dup {
+				t.Errorf("%d parts: %s twice", parts, patient)
 			}
-			got[r.Patient] = r
+			got[patient] = courses
 			return nil
 		})
 		if err != nil {
@@ -382,7 +383,7 @@ func TestOutcomesRecoverRates(t *testing.T) {
 			whole = got
 		}
 		if len(got) != 240 || !reflect.DeepEqual(got, whole) {
-			t.Errorf("%d parts: %d patients, the same records as one part: %v", parts, len(got), reflect.DeepEqual(got, whole))
+			t.Errorf("%d parts: %d patients, the same summaries as one part: %v", parts, len(got), reflect.DeepEqual(got, whole))
 		}
 	}
 

@@ -68,7 +68,7 @@ type Store interface {
 	bulk.Store // export jobs and snapshots
 	// Outcomes reads, patient by patient and in parts read concurrently,
 	// what the outcome figures of the selected courses need.
-	Outcomes(ctx context.Context, f outcomes.Filter, parts int, fn func(part int, rec outcomes.Record) error) error
+	Outcomes(ctx context.Context, f outcomes.Filter, window time.Duration, parts int, fn func(part int, patient string, courses []outcomes.Summary) error) error
 	tableStore // the flat tables of $infusion-tables
 }
 
@@ -210,7 +210,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, cfg.DBPath, store.Options{})
+	st, err := store.Open(ctx, cfg.DBPath, store.Options{Logger: cfg.Logger, Outcomes: outcomes.Options{
+		SessionWindow: formulary.Settings.SessionWindow.Duration(), MME: mme}})
 	if err != nil {
 		return nil, err
 	}

@@ -327,6 +327,7 @@ type statements struct {
 	savepoint, rollbackTo, release              *sql.Stmt
 	model                                       modelStatements
 	index                                       indexStatements
+	summary                                     summaryStatements
 }
 
 func (st *statements) prepare(ctx context.Context, read, write *sql.DB) error {
@@ -355,13 +356,14 @@ func (st *statements) prepare(ctx context.Context, read, write *sql.DB) error {
 	st.release = prep(write, "RELEASE w")
 	st.model.prepare(func(query string) *sql.Stmt { return prep(write, query) })
 	st.index.prepare(func(query string) *sql.Stmt { return prep(write, query) })
+	st.summary.prepare(func(query string) *sql.Stmt { return prep(write, query) })
 	return err
 }
 
 func (st *statements) close() {
 	for _, s := range append([]*sql.Stmt{st.readCurrent, st.readVersion, st.writerCurrent, st.insertVersion, st.upsertCurrent,
 		st.savepoint, st.rollbackTo, st.release},
-		append(st.model.all(), st.index.all()...)...) {
+		append(append(st.model.all(), st.index.all()...), st.summary.all()...)...) {
 		if s != nil {
 			s.Close()
 		}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"sort"
@@ -25,6 +26,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+
+	"infusion/mapping/outcomes"
 )
 
 //go:embed migrations/*.sql
@@ -38,6 +41,11 @@ type Options struct {
 	MaxBatch int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Outcomes are the parameters of the course summaries kept for
+	// $infusion-outcomes; outcomes.Options' defaults.
+	Outcomes outcomes.Options
+	// Logger reports long work at opening; default none.
+	Logger *slog.Logger
 }
 
 // Store is the SQLite store. It is safe for concurrent use.
@@ -52,6 +60,7 @@ type Store struct {
 	// factsRead and factsWrite are the queries of Facts, which the
 	// protocol checks run on every write.
 	factsRead, factsWrite factStatements
+	outcomes              outcomes.Options
 }
 
 // Open opens (creating if needed) the database file at path, applies the
@@ -65,6 +74,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	outcomeOpts, err := opts.Outcomes.WithDefaults()
+	if err != nil {
+		return nil, err
 	}
 	write, err := sql.Open("sqlite", dsn(path, "_txlock=immediate"))
 	if err != nil {
@@ -90,12 +106,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	read.SetMaxIdleConns(opts.ReadConns)
 	read.SetConnMaxLifetime(0)
 	s := &Store{
-		write:  write,
-		read:   read,
-		now:    opts.Now,
-		queue:  make(chan *job, opts.MaxBatch),
-		done:   make(chan struct{}),
-		closed: make(chan struct{}),
+		write:    write,
+		read:     read,
+		now:      opts.Now,
+		queue:    make(chan *job, opts.MaxBatch),
+		done:     make(chan struct{}),
+		closed:   make(chan struct{}),
+		outcomes: outcomeOpts,
 	}
 	err = errors.Join(s.stmts.prepare(ctx, read, write), s.factsRead.prepare(ctx, read), s.factsWrite.prepare(ctx, write))
 	if err != nil {
@@ -109,6 +126,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	lastTime, _ := time.Parse(timeLayout, last.String)
 	go s.runWriter(opts.MaxBatch, lastTime)
+	if err := s.summarizeAll(ctx, opts.Logger); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

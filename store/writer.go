@@ -110,7 +110,7 @@ func (s *Store) commit(batch []*job, last time.Time) time.Time {
 				return err
 			}
 		}
-		return nil
+		return s.summarizeStale(context.Background(), tx)
 	})
 	for i, j := range batch {
 		if err != nil && results[i] == nil {
