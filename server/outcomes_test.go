@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -413,4 +415,227 @@ func (ts *testServer) loadCohort(t testing.TB, gen *synth.Generator, first, n in
 		}
 	}
 	return sent
+}
+
+// TestOutcomeSummariesFollowWrites changes a generated cohort through
+// every kind of write the summaries depend on (an observation moved to
+// another patient, a session deleted or stopped for nausea, a score
+// entered in error, a course deleted, an opioid dose doubled, a rejected
+// transaction, concurrent updates of which some fail), and checks that
+// the summaries the writer kept give the same figures as summaries made
+// again from scratch.
+func TestOutcomeSummariesFollowWrites(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "infusion.db")
+	queries := []string{"", "?group-by=drug-class,condition,setting,month", "?drug-class=ketamine,lidocaine&outcome-window=90&group-by=setting"}
+	figures := func(ts *testServer) []map[string]any {
+		var out []map[string]any
+		for _, q := range queries {
+			out = append(out, outcomeFigures(t, ts.do(t, http.MethodGet, "/$infusion-outcomes"+q, "")))
+		}
+		return out
+	}
+	gen := synth.New(synth.Config{Patients: 40, Seed: 5})
+	// find returns the JSON of the first (or, with last, the last)
+	// resource of a type whose JSON contains all of the given strings, of
+	// patient i or, when it has none, of the next patient that has one.
+	find := func(i int, typ string, last bool, contains ...string) map[string]any {
+		t.Helper()
+		for ; i < 40; i++ {
+			var found []byte
+			for _, r := range gen.Patient(i) {
+				ok := r.Type == typ
+				for _, c := range contains {
+					ok = ok && strings.Contains(string(r.JSON), c)
+				}
+				if ok && (found == nil || last) {
+					found = r.JSON
+				}
+			}
+			if found != nil {
+				var m map[string]any
+				if err := json.Unmarshal(found, &m); err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+		}
+		t.Fatalf("no %s with %q", typ, contains)
+		return nil
+	}
+	put := func(ts *testServer, res map[string]any, status int, headers ...string) {
+		t.Helper()
+		body, _ := json.Marshal(res)
+		if r := ts.do(t, http.MethodPut, fmt.Sprintf("/%s/%s", res["resourceType"], res["id"]), string(body), headers...); r.status != status {
+			t.Fatalf("PUT %s/%s: %d %s, want %d", res["resourceType"], res["id"], r.status, r.body, status)
+		}
+	}
+	const pain = `"72514-3"`
+
+	app, err := server.New(context.Background(), server.Config{DBPath: dbPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{Server: httptest.NewServer(app.Handler()), app: app}
+	ts.loadCohort(t, gen, 0, 40)
+	before := figures(ts)
+
+	// The last pain score of a patient, usually the outcome, moved to
+	// the next one.
+	moved := find(0, "Observation", true, pain)
+	moved["subject"] = find(1, "Observation", false, pain)["subject"]
+	put(ts, moved, http.StatusOK)
+	if r := ts.do(t, http.MethodDelete, "/MedicationAdministration/"+find(2, "MedicationAdministration", false)["id"].(string), ""); r.status != http.StatusOK && r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	inError := find(21, "Observation", false, `"422587007"`) // nausea
+	inError["status"] = "entered-in-error"
+	put(ts, inError, http.StatusOK)
+	// A side effect deleted.
+	if r := ts.do(t, http.MethodDelete, "/Observation/"+find(24, "Observation", false, `"422587007"`)["id"].(string), ""); r.status != http.StatusOK && r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	// A course moved to another patient.
+	course := find(36, "MedicationRequest", false, `"47625008"`)
+	course["subject"] = find(37, "MedicationRequest", false)["subject"]
+	put(ts, course, http.StatusOK)
+	// A session moved to another patient's course.
+	session := find(38, "MedicationAdministration", false, `"completed"`)
+	session["request"] = map[string]any{"reference": "MedicationRequest/" + find(39, "MedicationRequest", false, `"47625008"`)["id"].(string)}
+	put(ts, session, http.StatusOK)
+	// A new side effect: a headache during a session that had none.
+	headache := newSideEffect(t, gen, 29, "25064002", "Headache")
+	if r := ts.do(t, http.MethodPost, "/Observation", mustJSON(headache)); r.status != http.StatusCreated {
+		t.Fatalf("a headache: %d %s", r.status, r.body)
+	}
+	// A score after a session, part of it: no longer a response.
+	tied := find(32, "Observation", false, pain, `"partOf"`)
+	tied["valueQuantity"].(map[string]any)["value"] = 10
+	put(ts, tied, http.StatusOK)
+	if r := ts.do(t, http.MethodDelete, "/MedicationRequest/"+find(4, "MedicationRequest", false, `"47625008"`)["id"].(string), ""); r.status != http.StatusOK && r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	stopped := find(5, "MedicationAdministration", false, `"completed"`)
+	stopped["status"] = "stopped"
+	stopped["statusReason"] = []any{map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "422587007", "display": "Nausea"}}}}
+	put(ts, stopped, http.StatusOK)
+	for i := 6; i < 40; i++ {
+		if opioid := findOpioid(gen, i); opioid != nil {
+			var m map[string]any
+			json.Unmarshal(opioid, &m)
+			dose := m["dosageInstruction"].([]any)[0].(map[string]any)["doseAndRate"].([]any)[0].(map[string]any)["doseQuantity"].(map[string]any)
+			dose["value"] = dose["value"].(float64) * 2
+			put(ts, m, http.StatusOK)
+			break
+		}
+	}
+	changed := find(7, "Observation", true, pain)
+	changed["valueQuantity"].(map[string]any)["value"] = 0
+	entry, _ := json.Marshal(changed)
+	bundle := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":%s,"request":{"method":"PUT","url":"Observation/%s"}},
+		{"resource":{"resourceType":"Observation","status":"bogus"},"request":{"method":"POST","url":"Observation"}}]}`, entry, changed["id"])
+	if r := ts.do(t, http.MethodPost, "/", bundle); r.status != http.StatusBadRequest {
+		t.Fatalf("a bad transaction: %d %s", r.status, r.body)
+	}
+	// Concurrent updates, committed together; the odd ones name a version
+	// that is not the current one and fail.
+	var wg sync.WaitGroup
+	for i := 8; i < 20; i++ {
+		obs := find(i, "Observation", true, pain)
+		obs["valueQuantity"].(map[string]any)["value"] = 1
+		ifMatch := `If-Match: W/"1"`
+		status := http.StatusOK
+		if i%2 == 1 {
+			ifMatch, status = `If-Match: W/"7"`, http.StatusPreconditionFailed
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, _ := json.Marshal(obs)
+			if r := ts.do(t, http.MethodPut, "/Observation/"+obs["id"].(string), string(body), ifMatch); r.status != status {
+				t.Errorf("PUT %s with %s: %d %s, want %d", obs["id"], ifMatch, r.status, r.body, status)
+			}
+		}()
+	}
+	wg.Wait()
+	kept := figures(ts)
+	if reflect.DeepEqual(kept, before) {
+		t.Fatal("the writes changed no figure")
+	}
+	ts.Close()
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another session window makes every summary again, and so does the
+	// default one after it.
+	st, err := store.Open(context.Background(), dbPath, store.Options{Outcomes: outcomes.Options{SessionWindow: 3 * time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := newTestServer(t, server.Config{DBPath: dbPath})
+	for i, got := range figures(again) {
+		for k := range mergeKeys(got, kept[i]) {
+			if !reflect.DeepEqual(got[k], kept[i][k]) {
+				t.Errorf("%s: %s = %v made again, %v kept", queries[i], k, got[k], kept[i][k])
+			}
+		}
+	}
+}
+
+// newSideEffect returns a new side-effect Observation (code, a SNOMED CT
+// one) made from a nausea report of patient i or a later one, during a
+// session with no report of that code.
+func newSideEffect(t *testing.T, gen *synth.Generator, i int, code, display string) map[string]any {
+	t.Helper()
+	for ; i < 40; i++ {
+		reported := map[string]bool{} // session|code
+		var nausea []map[string]any
+		for _, r := range gen.Patient(i) {
+			var m map[string]any
+			if r.Type != "Observation" || json.Unmarshal(r.JSON, &m) != nil || m["partOf"] == nil {
+				continue
+			}
+			session := m["partOf"].([]any)[0].(map[string]any)["reference"].(string)
+			c := m["code"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"].(string)
+			reported[session+"|"+c] = true
+			if c == "422587007" {
+				nausea = append(nausea, m)
+			}
+		}
+		for _, m := range nausea {
+			if !reported[m["partOf"].([]any)[0].(map[string]any)["reference"].(string)+"|"+code] {
+				delete(m, "id")
+				m["code"] = map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": code, "display": display}}}
+				return m
+			}
+		}
+	}
+	t.Fatal("no session with nausea and without " + display)
+	return nil
+}
+
+// mergeKeys returns the keys of a and b.
+func mergeKeys(a, b map[string]any) map[string]bool {
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	return keys
+}
+
+// findOpioid returns the JSON of patient i's first opioid order (not
+// intravenous) with a dose quantity, nil when none.
+func findOpioid(gen *synth.Generator, i int) []byte {
+	for _, r := range gen.Patient(i) {
+		if r.Type == "MedicationRequest" && !strings.Contains(string(r.JSON), `"47625008"`) && strings.Contains(string(r.JSON), `"doseQuantity"`) {
+			return r.JSON
+		}
+	}
+	return nil
 }

@@ -1,9 +1,11 @@
 -- $infusion-outcomes reads one summary row a course instead of every
 -- session, pain score, side effect and opioid order of the cohort. The
 -- writer keeps the summaries up to date: these triggers name each patient
--- whose courses, sessions, pain scores, side effects, findings or opioid
--- orders a write touches, and before the transaction commits the writer
--- summarizes that patient's courses again (and empties outcome_stale).
+-- whose courses, sessions, pain scores, side effects or opioid orders a
+-- write touches, and before the transaction commits the writer summarizes
+-- that patient's courses again (and empties outcome_stale). Findings need
+-- no trigger: the server writes them with the order or session they are
+-- about, in the same write.
 CREATE TABLE outcome_stale (patient TEXT PRIMARY KEY) WITHOUT ROWID;
 
 CREATE TABLE course_outcomes (
@@ -52,9 +54,4 @@ CREATE TRIGGER assessments_stale_insert AFTER INSERT ON assessments
 BEGIN INSERT OR IGNORE INTO outcome_stale (patient) VALUES (NEW.patient); END;
 CREATE TRIGGER assessments_stale_delete AFTER DELETE ON assessments
     WHEN OLD.kind IN ('pain', 'side-effect') AND OLD.patient IS NOT NULL
-BEGIN INSERT OR IGNORE INTO outcome_stale (patient) VALUES (OLD.patient); END;
-
-CREATE TRIGGER findings_stale_insert AFTER INSERT ON findings WHEN NEW.patient IS NOT NULL
-BEGIN INSERT OR IGNORE INTO outcome_stale (patient) VALUES (NEW.patient); END;
-CREATE TRIGGER findings_stale_delete AFTER DELETE ON findings WHEN OLD.patient IS NOT NULL
 BEGIN INSERT OR IGNORE INTO outcome_stale (patient) VALUES (OLD.patient); END;
