@@ -160,12 +160,14 @@ func sameFinding(w store.Writer, id string, body []byte) (bool, error) {
 		Severity string          `json:"severity"`
 		Detail   string          `json:"detail"`
 		Evidence json.RawMessage `json:"evidence"`
+		Patient  json.RawMessage `json:"patient"`
 	}
 	var a, b content
 	if json.Unmarshal(cur.Body, &a) != nil || json.Unmarshal(body, &b) != nil {
 		return false, nil
 	}
-	return a.Severity == b.Severity && a.Detail == b.Detail && string(a.Evidence) == string(b.Evidence), nil
+	return a.Severity == b.Severity && a.Detail == b.Detail && string(a.Evidence) == string(b.Evidence) &&
+		string(a.Patient) == string(b.Patient), nil
 }
 
 func (s *Server) putFinding(w store.Writer, id string, body []byte, create bool) error {

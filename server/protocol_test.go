@@ -234,6 +234,54 @@ func TestFindingLifecycle(t *testing.T) {
 	}
 }
 
+// TestFindingFollowsPatient: an order moved to another patient with its
+// problem unchanged keeps its finding, rewritten to name the new patient,
+// and the outcome figures count it there.
+func TestFindingFollowsPatient(t *testing.T) {
+	fixtures, _ := loadProtocolCases(t)
+	ts := newTestServer(t, server.Config{})
+	for _, it := range fixtures["ketamine-patient"] {
+		ts.put(t, it)
+	}
+	const rate = `{"op":"replace","path":"/dosageInstruction/0/doseAndRate/0/rateQuantity/value","value":0.51}`
+	order := protocolItem{Type: "MedicationRequest", ID: "o", File: "medicationrequest-ketamine-crps.json", Patch: json.RawMessage("[" + rate + "]")}
+	ts.put(t, order)
+	rateFinding := func() map[string]any {
+		t.Helper()
+		_, bodies := ts.openFindings(t, "MedicationRequest/o")
+		for _, b := range bodies {
+			if findingRule(b) == "order-rate" {
+				return b
+			}
+		}
+		t.Fatalf("no order-rate finding among %v", bodies)
+		return nil
+	}
+	before := rateFinding()
+
+	order.Patch = json.RawMessage(`[` + rate + `,{"op":"replace","path":"/subject/reference","value":"Patient/pat-other"}]`)
+	ts.put(t, order)
+	after := rateFinding()
+	if after["id"] != before["id"] || after["patient"].(map[string]any)["reference"] != "Patient/pat-other" ||
+		after["meta"].(map[string]any)["versionId"] != "2" {
+		t.Errorf("after the move: DetectedIssue/%v version %v of %v; want DetectedIssue/%v version 2 of Patient/pat-other",
+			after["id"], after["meta"].(map[string]any)["versionId"], after["patient"], before["id"])
+	}
+	if got := ts.do(t, http.MethodGet, "/DetectedIssue?status=final&patient=Patient/pat-crps-1&_summary=count", "").json(t)["total"]; got != 0.0 {
+		t.Errorf("open findings of Patient/pat-crps-1: %v, want 0", got)
+	}
+	_, open := ts.openFindings(t, "MedicationRequest/o")
+	counted := 0.0
+	for k, v := range outcomeFigures(t, ts.do(t, http.MethodGet, "/$infusion-outcomes", "")) {
+		if strings.HasPrefix(k, "0.finding.") && strings.HasSuffix(k, ".count") {
+			counted += v.(float64)
+		}
+	}
+	if counted != float64(len(open)) {
+		t.Errorf("$infusion-outcomes counts %v findings, want the order's %d open ones", counted, len(open))
+	}
+}
+
 // TestProtocolPolicy checks off, warn and enforce on the same write.
 func TestProtocolPolicy(t *testing.T) {
 	order := protocolItem{Type: "MedicationRequest", ID: "o", File: "medicationrequest-gabapentin-iv.json"}

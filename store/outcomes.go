@@ -78,17 +78,17 @@ func (s *Store) snapshots(ctx context.Context, n int) ([]*Snapshot, error) {
 	}
 }
 
-// patientBounds splits the patients with orders into parts ranges of about
-// as many orders each: "" opens the first range and closes the last.
+// patientBounds splits the patients with courses into parts ranges of
+// about as many courses each: "" opens the first range and closes the last.
 func patientBounds(ctx context.Context, sn *Snapshot, parts int) ([]string, error) {
 	bounds := []string{""}
 	var n int
-	if err := sn.tx.QueryRowContext(ctx, "SELECT count(*) FROM infusion_orders INDEXED BY infusion_orders_patient WHERE patient IS NOT NULL").Scan(&n); err != nil {
+	if err := sn.tx.QueryRowContext(ctx, "SELECT count(*) FROM course_outcomes").Scan(&n); err != nil {
 		return nil, fmt.Errorf("store: reading outcomes: %w", err)
 	}
 	for i := 1; i < parts && n > 0; i++ {
 		var p string
-		err := sn.tx.QueryRowContext(ctx, "SELECT patient FROM infusion_orders INDEXED BY infusion_orders_patient WHERE patient IS NOT NULL ORDER BY patient LIMIT 1 OFFSET ?",
+		err := sn.tx.QueryRowContext(ctx, "SELECT patient FROM course_outcomes ORDER BY patient LIMIT 1 OFFSET ?",
 			i*n/parts).Scan(&p)
 		if err != nil {
 			return nil, fmt.Errorf("store: reading outcomes: %w", err)

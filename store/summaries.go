@@ -47,7 +47,8 @@ func (m *summaryStatements) all() []*sql.Stmt {
 }
 
 // summarizeStale summarizes again the courses of the patients in
-// outcome_stale, in the writer's transaction, and empties it.
+// outcome_stale, at the end of a write in the writer's transaction, and
+// empties it.
 func (s *Store) summarizeStale(ctx context.Context, tx *sql.Tx) error {
 	m := &s.stmts.summary
 	var stale bool
@@ -187,7 +188,8 @@ const summariesKey = "outcome_summaries"
 // summarizeAll makes every course summary again when the stored ones were
 // made with another fingerprint of the options (or none): the patients
 // with orders are marked stale a thousand at a time, each batch in a write
-// whose commit summarizes them.
+// that summarizes them. Otherwise it summarizes the patients a write left
+// stale without summarizing them (a change made outside the store).
 func (s *Store) summarizeAll(ctx context.Context, log *slog.Logger) error {
 	want := s.outcomes.Fingerprint()
 	var have string
@@ -196,7 +198,8 @@ func (s *Store) summarizeAll(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("store: reading the summaries' fingerprint: %w", err)
 	}
 	if have == want {
-		return nil
+		// Every write ends by summarizing what it left stale.
+		return s.Update(ctx, func(Writer) error { return nil })
 	}
 	start := time.Now()
 	log.Info("summarizing every course for $infusion-outcomes", slog.String("was", have))

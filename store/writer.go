@@ -100,7 +100,15 @@ func (s *Store) commit(batch []*job, last time.Time) time.Time {
 			if _, err := tx.Stmt(s.stmts.savepoint).Exec(); err != nil {
 				return err
 			}
-			results[i] = run(j.fn, &Tx{ctx: j.ctx, tx: tx, now: now, stmts: &s.stmts, facts: s.factsWrite})
+			results[i] = run(func(w Writer) error {
+				if err := j.fn(w); err != nil {
+					return err
+				}
+				// The outcome summaries of the patients this write touched,
+				// made again inside its savepoint: if that fails, this write
+				// alone is undone.
+				return s.summarizeStale(j.ctx, tx)
+			}, &Tx{ctx: j.ctx, tx: tx, now: now, stmts: &s.stmts, facts: s.factsWrite})
 			if results[i] != nil {
 				if _, err := tx.Stmt(s.stmts.rollbackTo).Exec(); err != nil {
 					return err
@@ -110,7 +118,7 @@ func (s *Store) commit(batch []*job, last time.Time) time.Time {
 				return err
 			}
 		}
-		return s.summarizeStale(context.Background(), tx)
+		return nil
 	})
 	for i, j := range batch {
 		if err != nil && results[i] == nil {

@@ -161,3 +161,30 @@ func TestLoadMMEErrors(t *testing.T) {
 		t.Error("a missing file loaded")
 	}
 }
+
+// TestSummarizeCourseStart: a course starts at its earliest session start
+// (a session without one is passed over, as the period filter's min()
+// does), or at the order's authoredOn when no session has one.
+func TestSummarizeCourseStart(t *testing.T) {
+	authored := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	first := time.Date(2026, 2, 3, 9, 0, 0, 0, time.UTC)
+	opts, err := Options{}.WithDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		sessions []mapping.Administration
+		want     time.Time
+	}{
+		{"no sessions", nil, authored},
+		{"a session without a start", []mapping.Administration{{ID: "a", Status: "not-done"}}, authored},
+		{"one without a start first", []mapping.Administration{{ID: "a", Status: "not-done"},
+			{ID: "b", Status: "completed", Start: first}, {ID: "c", Status: "completed", Start: first.AddDate(0, 0, 7)}}, first},
+	} {
+		rec := Record{Patient: "Patient/p", Courses: []Course{{Order: mapping.Order{ID: "o", AuthoredOn: authored}, Sessions: tc.sessions}}}
+		if got := Summarize(rec, opts)[0].Start; !got.Equal(tc.want) {
+			t.Errorf("%s: start %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

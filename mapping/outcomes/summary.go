@@ -75,8 +75,11 @@ func (o Options) WithDefaults() (Options, error) {
 	return o, nil
 }
 
-// summaryVersion changes whenever what Summarize makes of a record does.
-const summaryVersion = 1
+// summaryVersion changes whenever what Summarize makes of a record does,
+// including the code lists it consults (mapping.IsSideEffect for the
+// reasons a session was stopped): stored summaries of another version are
+// made again when the store opens.
+const summaryVersion = 2
 
 // Fingerprint identifies what the summaries depend on besides the data:
 // the summary's definition, the session window and the MME table. Stored
@@ -207,10 +210,13 @@ func summarize(rec Record, c Course, opts Options) Summary {
 	return s
 }
 
-// courseStart is the first session's start, or the order's authoredOn.
+// courseStart is the earliest start of a session, or the order's
+// authoredOn when no session has one.
 func courseStart(c Course) time.Time {
-	if len(c.Sessions) > 0 {
-		return c.Sessions[0].Start
+	for _, s := range c.Sessions { // by start, those without one first
+		if !s.Start.IsZero() {
+			return s.Start
+		}
 	}
 	return c.Order.AuthoredOn
 }
