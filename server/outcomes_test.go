@@ -420,7 +420,8 @@ func (ts *testServer) loadCohort(t testing.TB, gen *synth.Generator, first, n in
 // TestOutcomeSummariesFollowWrites changes a generated cohort through
 // every kind of write the summaries depend on (an observation moved to
 // another patient, a session deleted or stopped for nausea, a score
-// entered in error, a course deleted, an opioid dose doubled, a rejected
+// entered in error, side effects part of a session and found by time, a
+// new baseline, a course deleted, an opioid dose doubled, a rejected
 // transaction, concurrent updates of which some fail), and checks that
 // the summaries the writer kept give the same figures as summaries made
 // again from scratch.
@@ -506,6 +507,28 @@ func TestOutcomeSummariesFollowWrites(t *testing.T) {
 	headache := newSideEffect(t, gen, 29, "25064002", "Headache")
 	if r := ts.do(t, http.MethodPost, "/Observation", mustJSON(headache)); r.status != http.StatusCreated {
 		t.Fatalf("a headache: %d %s", r.status, r.body)
+	}
+	// The same, part of no session: found by its time.
+	dizzy := newSideEffect(t, gen, 30, "404640003", "Dizziness")
+	delete(dizzy, "partOf")
+	if r := ts.do(t, http.MethodPost, "/Observation", mustJSON(dizzy)); r.status != http.StatusCreated {
+		t.Fatalf("dizziness: %d %s", r.status, r.body)
+	}
+	// A new baseline: a score of 10, part of no session, an hour before a
+	// patient's first session.
+	first := find(33, "MedicationAdministration", false, `"completed"`)
+	start, err := time.Parse(time.RFC3339, first["effectivePeriod"].(map[string]any)["start"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseline := find(33, "Observation", false, pain)
+	delete(baseline, "id")
+	delete(baseline, "partOf")
+	baseline["subject"] = first["subject"]
+	baseline["effectiveDateTime"] = start.Add(-time.Hour).Format(time.RFC3339)
+	baseline["valueQuantity"].(map[string]any)["value"] = 10
+	if r := ts.do(t, http.MethodPost, "/Observation", mustJSON(baseline)); r.status != http.StatusCreated {
+		t.Fatalf("a baseline: %d %s", r.status, r.body)
 	}
 	// A score after a session, part of it: no longer a response.
 	tied := find(32, "Observation", false, pain, `"partOf"`)

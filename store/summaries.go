@@ -16,20 +16,20 @@ import (
 )
 
 // summaryStatements keep the course summaries of $infusion-outcomes: the
-// model's triggers name the patients a write touches in outcome_stale, and
-// the writer summarizes their courses again before it commits.
+// model's triggers name the courses a write may change in outcome_stale,
+// and the writer summarizes them again at the end of the write.
 type summaryStatements struct {
 	anyStale, deleteStale, clearStale, insert *sql.Stmt
-	// records read the courses, sessions, pain scores, side effects,
-	// findings and opioid orders of the stale patients, by patient; the
-	// first two take courseArgs.
+	// records read the stale courses, their sessions and findings, and
+	// their patients' pain scores, side effects and opioid orders, by
+	// patient; those of courses, sessions and findings take courseArgs.
 	records    [6]*sql.Stmt
 	courseArgs []any
 }
 
 func (m *summaryStatements) prepare(prep func(string) *sql.Stmt) {
 	m.anyStale = prep(`SELECT EXISTS (SELECT 1 FROM outcome_stale)`)
-	m.deleteStale = prep(`DELETE FROM course_outcomes WHERE patient IN (SELECT patient FROM outcome_stale)`)
+	m.deleteStale = prep(`DELETE FROM course_outcomes WHERE (patient, order_id) IN (SELECT patient, order_id FROM outcome_stale)`)
 	m.clearStale = prep(`DELETE FROM outcome_stale`)
 	m.insert = prep(`INSERT INTO course_outcomes (patient, order_id, drug_class, condition_system, condition_code, condition_display,
 		setting, start, first_given, last_given, outcome_from, given, stopped, not_done, stopped_for_side_effect, with_side_effect,
@@ -46,9 +46,8 @@ func (m *summaryStatements) all() []*sql.Stmt {
 	return append([]*sql.Stmt{m.anyStale, m.deleteStale, m.clearStale, m.insert}, m.records[:]...)
 }
 
-// summarizeStale summarizes again the courses of the patients in
-// outcome_stale, at the end of a write in the writer's transaction, and
-// empties it.
+// summarizeStale summarizes again the courses in outcome_stale, at the
+// end of a write in the writer's transaction, and empties it.
 func (s *Store) summarizeStale(ctx context.Context, tx *sql.Tx) error {
 	m := &s.stmts.summary
 	var stale bool
@@ -63,7 +62,7 @@ func (s *Store) summarizeStale(ctx context.Context, tx *sql.Tx) error {
 	var rows [6]*sql.Rows
 	for i, q := range m.records {
 		var args []any
-		if i < 2 {
+		if i == 0 || i == 1 || i == 4 {
 			args = m.courseArgs
 		}
 		var err error
@@ -186,9 +185,9 @@ func decodeSessions(data []byte) ([]outcomes.SessionScore, error) {
 const summariesKey = "outcome_summaries"
 
 // summarizeAll makes every course summary again when the stored ones were
-// made with another fingerprint of the options (or none): the patients
-// with orders are marked stale a thousand at a time, each batch in a write
-// that summarizes them. Otherwise it summarizes the patients a write left
+// made with another fingerprint of the options (or none): the orders are
+// marked stale a thousand patients at a time, each batch in a write that
+// summarizes them. Otherwise it summarizes the patients a write left
 // stale without summarizing them (a change made outside the store).
 func (s *Store) summarizeAll(ctx context.Context, log *slog.Logger) error {
 	want := s.outcomes.Fingerprint()
@@ -213,14 +212,15 @@ func (s *Store) summarizeAll(ctx context.Context, log *slog.Logger) error {
 					return err
 				}
 			}
-			_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO outcome_stale (patient)
-				SELECT DISTINCT patient FROM infusion_orders INDEXED BY infusion_orders_patient
-				WHERE patient > ? ORDER BY patient LIMIT 1000`, after)
+			_, err := tx.ExecContext(ctx, `WITH batch AS (SELECT DISTINCT patient FROM infusion_orders INDEXED BY infusion_orders_patient
+					WHERE patient > ? ORDER BY patient LIMIT 1000)
+				INSERT OR IGNORE INTO outcome_stale (patient, order_id)
+				SELECT patient, id FROM infusion_orders INDEXED BY infusion_orders_patient WHERE patient IN batch`, after)
 			if err != nil {
 				return err
 			}
 			var n int
-			err = tx.QueryRowContext(ctx, "SELECT count(*), max(patient) FROM outcome_stale").Scan(&n, &last)
+			err = tx.QueryRowContext(ctx, "SELECT count(DISTINCT patient), max(patient) FROM outcome_stale").Scan(&n, &last)
 			patients += n
 			return err
 		})
@@ -244,38 +244,42 @@ func (s *Store) summarizeAll(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// recordQueries are the queries of readRecords: the courses (the orders o
-// meeting the condition course), sessions, pain scores, side effects,
-// findings and opioid orders of the stale patients, by patient.
+// recordQueries are the queries of readRecords, by patient: the stale
+// courses (the orders o meeting the condition course), their sessions and
+// the findings about them, and their patients' pain scores, side effects
+// and opioid orders.
 func recordQueries(course string) [6]string {
-	const cohort = "patient IN (SELECT patient FROM outcome_stale)"
+	const stale = "outcome_stale s JOIN infusion_orders o ON o.id = s.order_id AND o.patient = s.patient"
+	const patients = "patient IN (SELECT patient FROM outcome_stale)"
+	const open = "f.status NOT IN ('cancelled', 'entered-in-error')"
 	return [6]string{
 		`SELECT o.patient, o.id, o.status, o.authored_on, o.drug_system, o.drug_code, o.drug_display, o.drug_class, o.setting,
 			(SELECT json_array(json_array(i.system, i.code, i.display)) FROM order_indications i
 				WHERE i.order_id = o.id AND i.code IS NOT NULL ORDER BY i.rowid LIMIT 1)
-			FROM infusion_orders o INDEXED BY infusion_orders_patient WHERE o.` + cohort + ` AND ` + course + `
-			ORDER BY o.patient, o.drug_class, o.authored_on, o.id`,
+			FROM ` + stale + ` WHERE ` + course + ` ORDER BY o.patient, o.id`,
 		`SELECT o.patient, a.order_id, a.id, a.status, a.start, a.end, a.setting,
 			CASE WHEN a.status IN ('stopped', 'not-done') THEN (SELECT json_group_array(json_array(r.system, r.code, r.display))
 				FROM administration_reasons r WHERE r.administration_id = a.id) END
-			FROM infusion_orders o INDEXED BY infusion_orders_patient
-			JOIN infusion_administrations a INDEXED BY infusion_administrations_sessions ON a.order_id = o.id
-			WHERE o.` + cohort + ` AND a.status <> 'entered-in-error' AND ` + course + `
-			ORDER BY o.patient, o.drug_class, o.authored_on, o.id, a.start, a.id`,
+			FROM ` + stale + ` JOIN infusion_administrations a INDEXED BY infusion_administrations_sessions ON a.order_id = o.id
+			WHERE a.status <> 'entered-in-error' AND ` + course + `
+			ORDER BY o.patient, o.id, a.start, a.id`,
 		`SELECT patient, effective, value, administration_id FROM assessments INDEXED BY assessments_pain
 			WHERE kind = 'pain' AND value IS NOT NULL AND status NOT IN ('entered-in-error', 'cancelled')
-			AND ` + cohort + ` ORDER BY patient, effective, observation_id, idx`,
+			AND ` + patients + ` ORDER BY patient, effective, observation_id, idx`,
 		`SELECT patient, effective, system, code, display, administration_id FROM assessments INDEXED BY assessments_side_effects
 			WHERE kind = 'side-effect' AND coalesce(value_bool, 1) = 1 AND status NOT IN ('entered-in-error', 'cancelled')
-			AND ` + cohort + ` ORDER BY patient, effective, observation_id, idx`,
-		`SELECT patient, owner, code FROM findings WHERE status NOT IN ('cancelled', 'entered-in-error')
-			AND ` + cohort + ` ORDER BY patient`,
+			AND ` + patients + ` ORDER BY patient, effective, observation_id, idx`,
+		`SELECT o.patient, f.owner, f.code FROM ` + stale + ` JOIN findings f ON f.owner = 'MedicationRequest/' || o.id
+			WHERE ` + open + ` AND ` + course + `
+			UNION ALL SELECT o.patient, f.owner, f.code FROM ` + stale + ` JOIN infusion_administrations a ON a.order_id = o.id
+			JOIN findings f ON f.owner = 'MedicationAdministration/' || a.id WHERE ` + open + ` AND ` + course + `
+			ORDER BY 1`,
 		`SELECT patient, id, status, authored_on, drug_system, drug_code, drug_display, route_system, route_code,
 			dose_value, dose_unit, dose_high, dose_range_unit, frequency, period, period_unit,
 			bounds_start, bounds_end, validity_start, validity_end, supply_days,
 			CASE WHEN drug_code IS NULL THEN (SELECT json_group_array(json_array(n.system, n.code, n.display) ORDER BY n.position)
 				FROM order_ingredients n WHERE n.order_id = infusion_orders.id) END
-			FROM infusion_orders WHERE drug_class = 'opioid' AND ` + cohort + ` ORDER BY patient, id`,
+			FROM infusion_orders WHERE drug_class = 'opioid' AND ` + patients + ` ORDER BY patient, id`,
 	}
 }
 
@@ -291,12 +295,13 @@ func readRecords(rows [6]*sql.Rows, fn func(outcomes.Record) error) error {
 	for courses.ok() {
 		rec := outcomes.Record{Patient: courses.patient}
 		cs := courses.take(rec.Patient)
+		byOrder := make(map[string]*outcomes.Course, len(cs))
+		for i := range cs {
+			byOrder[cs[i].Order.ID] = &cs[i]
+		}
 		for _, s := range sessions.take(rec.Patient) {
-			for i := range cs {
-				if cs[i].Order.ID == s.order {
-					cs[i].Sessions = append(cs[i].Sessions, s.Administration)
-					break
-				}
+			if c := byOrder[s.order]; c != nil {
+				c.Sessions = append(c.Sessions, s.Administration)
 			}
 		}
 		rec.Courses = cs

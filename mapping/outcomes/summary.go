@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"time"
 
 	"infusion/mapping"
@@ -132,14 +133,18 @@ type SessionScore struct {
 
 // Summarize returns the summary of each course of a patient.
 func Summarize(rec Record, opts Options) []Summary {
+	pain := newTimeline(len(rec.Pain), func(i int) (time.Time, string) { return rec.Pain[i].At, rec.Pain[i].Administration })
+	sideEffects := newTimeline(len(rec.SideEffects), func(i int) (time.Time, string) {
+		return rec.SideEffects[i].At, rec.SideEffects[i].Administration
+	})
 	out := make([]Summary, 0, len(rec.Courses))
 	for _, c := range rec.Courses {
-		out = append(out, summarize(rec, c, opts))
+		out = append(out, summarize(rec, c, pain, sideEffects, opts))
 	}
 	return out
 }
 
-func summarize(rec Record, c Course, opts Options) Summary {
+func summarize(rec Record, c Course, pain, sideEffects timeline, opts Options) Summary {
 	s := Summary{Order: c.Order.ID, Class: c.Order.Drug.Class, Setting: courseSetting(c), Start: courseStart(c)}
 	for _, ind := range c.Order.Indications {
 		if ind.Code != "" {
@@ -167,7 +172,7 @@ func summarize(rec Record, c Course, opts Options) Summary {
 	}
 	s.Findings = Sorted(findings)
 	s.Given = len(sessions)
-	sideEffects := map[string]*CodeCount{}
+	counts := map[string]*CodeCount{}
 	for _, a := range sessions {
 		if a.Status == "stopped" {
 			s.Stopped++
@@ -176,24 +181,25 @@ func summarize(rec Record, c Course, opts Options) Summary {
 			}
 		}
 		seen := map[string]bool{}
-		for _, se := range rec.SideEffects {
-			if k := se.Code.System + "|" + se.Code.Code; during(a, se.At, se.Administration, opts) && !seen[k] {
+		for _, i := range sideEffects.of(a, opts.SessionWindow) {
+			se := rec.SideEffects[i]
+			if k := se.Code.System + "|" + se.Code.Code; !seen[k] {
 				seen[k] = true
-				count(sideEffects, se.Code)
+				count(counts, se.Code)
 			}
 		}
 		if len(seen) > 0 {
 			s.WithSideEffect++
 		}
 		score := SessionScore{Start: a.Start}
-		for i := range rec.Pain {
-			if p := &rec.Pain[i]; p.At.After(a.Start) && during(a, p.At, p.Administration, opts) {
+		for _, i := range pain.of(a, opts.SessionWindow) {
+			if p := &rec.Pain[i]; p.At.After(a.Start) {
 				score.Score = &p.Value
 			}
 		}
 		s.Sessions = append(s.Sessions, score)
 	}
-	s.SideEffects = Sorted(sideEffects)
+	s.SideEffects = Sorted(counts)
 	if len(sessions) == 0 {
 		return s
 	}
@@ -201,13 +207,57 @@ func summarize(rec Record, c Course, opts Options) Summary {
 	for _, a := range sessions {
 		s.Last = later(s.Last, sessionEnd(a))
 	}
-	for i := range rec.Pain {
-		if p := &rec.Pain[i]; p.Administration == "" && p.At.Before(s.First) {
-			s.Baseline = &p.Value
-		}
+	if i, ok := pain.lastBefore(s.First); ok {
+		s.Baseline = &rec.Pain[i].Value
 	}
 	s.MMEBefore, s.MMEAfter = meanMME(rec.Opioids, s.First, s.Last, opts.MME)
 	return s
+}
+
+// timeline finds a patient's pain scores or side effects (by time) that
+// belong to a session without looking at every one: those part of a
+// session by the session, the others by time.
+type timeline struct {
+	at     func(int) time.Time
+	free   []int            // part of no session, by time
+	partOf map[string][]int // part of a session, by time, by the session's id
+}
+
+func newTimeline(n int, of func(int) (time.Time, string)) timeline {
+	tl := timeline{at: func(i int) time.Time { t, _ := of(i); return t }, partOf: map[string][]int{}}
+	for i := range n {
+		if _, admin := of(i); admin != "" {
+			tl.partOf[admin] = append(tl.partOf[admin], i)
+		} else {
+			tl.free = append(tl.free, i)
+		}
+	}
+	return tl
+}
+
+// of returns, in their order, the entries that belong to session a: part
+// of it, or, part of none, taken from its start to window after its end.
+func (tl timeline) of(a mapping.Administration, window time.Duration) []int {
+	from := sort.Search(len(tl.free), func(k int) bool { return !tl.at(tl.free[k]).Before(a.Start) })
+	end := sessionEnd(a).Add(window)
+	to := from + sort.Search(len(tl.free)-from, func(k int) bool { return tl.at(tl.free[from+k]).After(end) })
+	linked := tl.partOf[a.ID]
+	if len(linked) == 0 {
+		return tl.free[from:to]
+	}
+	out := make([]int, 0, to-from+len(linked))
+	out = append(append(out, tl.free[from:to]...), linked...)
+	slices.Sort(out)
+	return out
+}
+
+// lastBefore returns the last entry part of no session taken before t.
+func (tl timeline) lastBefore(t time.Time) (int, bool) {
+	k := sort.Search(len(tl.free), func(k int) bool { return !tl.at(tl.free[k]).Before(t) })
+	if k == 0 {
+		return 0, false
+	}
+	return tl.free[k-1], true
 }
 
 // courseStart is the earliest start of a session, or the order's
@@ -243,16 +293,6 @@ func sessionEnd(s mapping.Administration) time.Time {
 		return s.End
 	}
 	return s.Start
-}
-
-// during reports whether something at t (part of administration admin, or
-// of none) belongs to session s: part of it, or, when part of no session,
-// taken from its start to SessionWindow after its end.
-func during(s mapping.Administration, t time.Time, admin string, opts Options) bool {
-	if admin != "" {
-		return admin == s.ID
-	}
-	return !t.Before(s.Start) && !t.After(sessionEnd(s).Add(opts.SessionWindow))
 }
 
 func count(m map[string]*CodeCount, c mapping.Coding) {
