@@ -28,7 +28,10 @@ func (t *Tx) Facts() *Facts { return &Facts{ctx: t.ctx, stmts: t.facts, tx: t.tx
 
 // The queries of Facts.
 var (
-	assessmentsQuery = `SELECT ` + assessmentColumns + ` FROM assessments
+	// assessmentsQuery seeks each code: through (patient, effective) it
+	// would read every assessment of the patient in the window, pain
+	// scores and vital signs included.
+	assessmentsQuery = `SELECT ` + assessmentColumns + ` FROM assessments INDEXED BY assessments_patient_code
 		WHERE patient = ? AND code IN (SELECT value FROM json_each(?)) AND effective >= ? AND effective <= ?
 		AND status NOT IN ('entered-in-error', 'cancelled') ORDER BY effective DESC`
 	orderQuery        = `SELECT ` + orderColumns + ` FROM infusion_orders WHERE id = ?`
