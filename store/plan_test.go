@@ -10,6 +10,7 @@ import (
 
 	"infusion/fhir/model"
 	"infusion/fhir/search"
+	"infusion/mapping/outcomes"
 )
 
 // TestQueryPlans asks SQLite how it runs a search of each parameter type
@@ -114,8 +115,8 @@ func planStore(t *testing.T) (*search.Registry, *Store) {
 }
 
 // checkPlan fails the test when SQLite's plan for a statement scans a
-// whole table.
-func checkPlan(t *testing.T, s *Store, query string, args []any) {
+// whole table, and returns the plan.
+func checkPlan(t *testing.T, s *Store, query string, args []any) []string {
 	t.Helper()
 	rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
@@ -137,6 +138,7 @@ func checkPlan(t *testing.T, s *Store, query string, args []any) {
 			t.Errorf("full scan %q in the plan:\n%s", line, strings.Join(plan, "\n"))
 		}
 	}
+	return plan
 }
 
 // fullScan reports a plan step that reads a whole stored table.
@@ -147,6 +149,8 @@ func fullScan(line string) bool {
 	name := strings.Fields(line)[1]
 	switch name {
 	case "q", "p", "CONSTANT", "json_each": // subquery results and a JSON argument, not tables
+		return false
+	case "outcome_stale": // what a write left to summarize: the short list a summary query starts from
 		return false
 	}
 	return true
@@ -173,6 +177,22 @@ func TestParseTime(t *testing.T) {
 		want, _ := time.Parse(timeLayout, s)
 		if got := parseTime(s); !got.Equal(want) {
 			t.Errorf("parseTime(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// TestSummaryPlans checks that the queries the writer runs at the end of a
+// write read only the stale courses and their patients' rows, through
+// indexes (outcome_stale itself is the short list of what to read).
+func TestSummaryPlans(t *testing.T) {
+	_, s := planStore(t)
+	var b builder
+	checkPlan(t, s, deleteStaleSQL, nil)
+	for _, q := range recordQueries(b.courseCondition(outcomes.Filter{})) {
+		for _, line := range checkPlan(t, s, q, b.args) {
+			if strings.HasPrefix(line, "SEARCH o ") && !strings.Contains(line, "(id=?)") {
+				t.Errorf("orders read by %q, not by the stale courses' ids", line)
+			}
 		}
 	}
 }

@@ -27,9 +27,12 @@ type summaryStatements struct {
 	courseArgs []any
 }
 
+// deleteStaleSQL deletes the summaries of the stale courses.
+const deleteStaleSQL = `DELETE FROM course_outcomes WHERE (patient, order_id) IN (SELECT patient, order_id FROM outcome_stale)`
+
 func (m *summaryStatements) prepare(prep func(string) *sql.Stmt) {
 	m.anyStale = prep(`SELECT EXISTS (SELECT 1 FROM outcome_stale)`)
-	m.deleteStale = prep(`DELETE FROM course_outcomes WHERE (patient, order_id) IN (SELECT patient, order_id FROM outcome_stale)`)
+	m.deleteStale = prep(deleteStaleSQL)
 	m.clearStale = prep(`DELETE FROM outcome_stale`)
 	m.insert = prep(`INSERT INTO course_outcomes (patient, order_id, drug_class, condition_system, condition_code, condition_display,
 		setting, start, first_given, last_given, outcome_from, given, stopped, not_done, stopped_for_side_effect, with_side_effect,
@@ -249,7 +252,9 @@ func (s *Store) summarizeAll(ctx context.Context, log *slog.Logger) error {
 // the findings about them, and their patients' pain scores, side effects
 // and opioid orders.
 func recordQueries(course string) [6]string {
-	const stale = "outcome_stale s JOIN infusion_orders o ON o.id = s.order_id AND o.patient = s.patient"
+	// CROSS JOIN keeps outcome_stale first: the planner would otherwise
+	// start from every order of the course's drug classes.
+	const stale = "outcome_stale CROSS JOIN infusion_orders o ON o.id = outcome_stale.order_id AND o.patient = outcome_stale.patient"
 	const patients = "patient IN (SELECT patient FROM outcome_stale)"
 	const open = "f.status NOT IN ('cancelled', 'entered-in-error')"
 	return [6]string{

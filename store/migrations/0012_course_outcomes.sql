@@ -6,10 +6,10 @@
 -- summarizes those courses again and empties outcome_stale. What changes a
 -- course's summary:
 --   - its order, or one of its sessions;
---   - a pain score or side effect of its patient, part of one of its
---     sessions or taken at most the session window after its last session
---     given (outcome_from): a later one is never part of the summary (the
---     outcome score is found when the summaries are read);
+--   - a pain score or side effect part of one of its sessions, or part of
+--     no session, of its patient, and taken at most the session window after
+--     its last session given (outcome_from): a later one is never part of
+--     the summary (the outcome score is found when the summaries are read);
 --   - any opioid order of its patient (the MME windows).
 -- Findings need no trigger: the server writes them with the order or
 -- session they are about, in the same write. A migration that rebuilds one
@@ -78,22 +78,26 @@ BEGIN INSERT OR IGNORE INTO outcome_stale (patient, order_id)
 CREATE TRIGGER assessments_stale_insert AFTER INSERT ON assessments
 BEGIN INSERT OR IGNORE INTO outcome_stale (patient, order_id)
     SELECT patient, order_id FROM course_outcomes
-        WHERE NEW.kind IN ('pain', 'side-effect') AND patient = NEW.patient AND (NEW.effective IS NULL OR NEW.effective <= outcome_from)
+        WHERE NEW.kind IN ('pain', 'side-effect') AND NEW.administration_id IS NULL AND patient = NEW.patient
+            AND (NEW.effective IS NULL OR NEW.effective <= outcome_from)
     UNION ALL SELECT o.patient, o.id FROM infusion_administrations a JOIN infusion_orders o ON o.id = a.order_id
         WHERE NEW.kind IN ('pain', 'side-effect') AND a.id = NEW.administration_id AND o.patient IS NOT NULL; END;
 CREATE TRIGGER assessments_stale_delete AFTER DELETE ON assessments
 BEGIN INSERT OR IGNORE INTO outcome_stale (patient, order_id)
     SELECT patient, order_id FROM course_outcomes
-        WHERE OLD.kind IN ('pain', 'side-effect') AND patient = OLD.patient AND (OLD.effective IS NULL OR OLD.effective <= outcome_from)
+        WHERE OLD.kind IN ('pain', 'side-effect') AND OLD.administration_id IS NULL AND patient = OLD.patient
+            AND (OLD.effective IS NULL OR OLD.effective <= outcome_from)
     UNION ALL SELECT o.patient, o.id FROM infusion_administrations a JOIN infusion_orders o ON o.id = a.order_id
         WHERE OLD.kind IN ('pain', 'side-effect') AND a.id = OLD.administration_id AND o.patient IS NOT NULL; END;
 CREATE TRIGGER assessments_stale_update AFTER UPDATE ON assessments
 BEGIN INSERT OR IGNORE INTO outcome_stale (patient, order_id)
     SELECT patient, order_id FROM course_outcomes
-        WHERE NEW.kind IN ('pain', 'side-effect') AND patient = NEW.patient AND (NEW.effective IS NULL OR NEW.effective <= outcome_from)
+        WHERE NEW.kind IN ('pain', 'side-effect') AND NEW.administration_id IS NULL AND patient = NEW.patient
+            AND (NEW.effective IS NULL OR NEW.effective <= outcome_from)
     UNION ALL SELECT o.patient, o.id FROM infusion_administrations a JOIN infusion_orders o ON o.id = a.order_id
         WHERE NEW.kind IN ('pain', 'side-effect') AND a.id = NEW.administration_id AND o.patient IS NOT NULL
     UNION ALL SELECT patient, order_id FROM course_outcomes
-        WHERE OLD.kind IN ('pain', 'side-effect') AND patient = OLD.patient AND (OLD.effective IS NULL OR OLD.effective <= outcome_from)
+        WHERE OLD.kind IN ('pain', 'side-effect') AND OLD.administration_id IS NULL AND patient = OLD.patient
+            AND (OLD.effective IS NULL OR OLD.effective <= outcome_from)
     UNION ALL SELECT o.patient, o.id FROM infusion_administrations a JOIN infusion_orders o ON o.id = a.order_id
         WHERE OLD.kind IN ('pain', 'side-effect') AND a.id = OLD.administration_id AND o.patient IS NOT NULL; END;
