@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,11 +31,7 @@ func TestImplicatedBackfill(t *testing.T) {
 	s.Close()
 
 	// The finding as a version before 0008 left it: no implicated list.
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openFile(t, path)
 	migration, err := os.ReadFile(filepath.Join("migrations", "0008_courses.sql"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -22,6 +23,18 @@ func openStore(tb testing.TB) *store.Store {
 	}
 	tb.Cleanup(func() { s.Close() })
 	return s
+}
+
+// openFile opens the database file at path (made by the store) with
+// database/sql alone, for what a test changes or reads behind the store.
+func openFile(tb testing.TB, path string) *sql.DB {
+	tb.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
 }
 
 func prepared(tb testing.TB, id, body string) *fhir.Prepared {

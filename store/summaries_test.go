@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -87,13 +86,8 @@ func TestSummaryFailureUndoesOneWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.Exec(`CREATE TRIGGER refuse_bad BEFORE INSERT ON course_outcomes WHEN NEW.patient = 'Patient/bad'
+	_, err = openFile(t, path).Exec(`CREATE TRIGGER refuse_bad BEFORE INSERT ON course_outcomes WHEN NEW.patient = 'Patient/bad'
 		BEGIN SELECT RAISE(ABORT, 'refused'); END`)
-	db.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +152,7 @@ func TestOutcomeTriggers(t *testing.T) {
 	}
 	s.Close()
 
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openFile(t, path)
 	rows, err := db.Query(`SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'`)
 	if err != nil {
 		t.Fatal(err)
