@@ -78,6 +78,9 @@ func (s *Store) summarizeStale(ctx context.Context, tx *sql.Tx) error {
 		patients = append(patients, patient{rec.Patient, outcomes.Summarize(rec, s.outcomes)})
 		return nil
 	})
+	for _, r := range rows { // done reading before the tables read are written
+		r.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("store: summarizing courses: %w", err)
 	}
@@ -187,12 +190,16 @@ func decodeSessions(data []byte) ([]outcomes.SessionScore, error) {
 
 const summariesKey = "outcome_summaries"
 
-// summarizeAll makes every course summary again when the stored ones were
-// made with another fingerprint of the options (or none): the orders are
-// marked stale a thousand patients at a time, each batch in a write that
-// summarizes them. Otherwise it summarizes the patients a write left
-// stale without summarizing them (a change made outside the store).
+// summarizeAll summarizes the courses left stale by a change made outside
+// the store's writes, then, when the stored summaries were made with
+// another fingerprint of the options (or none), makes every summary again:
+// the orders are marked stale a thousand patients at a time, each batch in
+// a write that summarizes them.
 func (s *Store) summarizeAll(ctx context.Context, log *slog.Logger) error {
+	// Every write ends by summarizing what it left stale.
+	if err := s.Update(ctx, func(Writer) error { return nil }); err != nil {
+		return fmt.Errorf("store: summarizing stale courses: %w", err)
+	}
 	want := s.outcomes.Fingerprint()
 	var have string
 	err := s.write.QueryRowContext(ctx, "SELECT value FROM settings WHERE key = ?", summariesKey).Scan(&have)
@@ -200,8 +207,7 @@ func (s *Store) summarizeAll(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("store: reading the summaries' fingerprint: %w", err)
 	}
 	if have == want {
-		// Every write ends by summarizing what it left stale.
-		return s.Update(ctx, func(Writer) error { return nil })
+		return nil
 	}
 	start := time.Now()
 	log.Info("summarizing every course for $infusion-outcomes", slog.String("was", have))
@@ -215,16 +221,15 @@ func (s *Store) summarizeAll(ctx context.Context, log *slog.Logger) error {
 					return err
 				}
 			}
-			_, err := tx.ExecContext(ctx, `WITH batch AS (SELECT DISTINCT patient FROM infusion_orders INDEXED BY infusion_orders_patient
-					WHERE patient > ? ORDER BY patient LIMIT 1000)
-				INSERT OR IGNORE INTO outcome_stale (patient, order_id)
-				SELECT patient, id FROM infusion_orders INDEXED BY infusion_orders_patient WHERE patient IN batch`, after)
-			if err != nil {
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT count(*), max(patient) FROM (SELECT DISTINCT patient
+				FROM infusion_orders INDEXED BY infusion_orders_patient WHERE patient > ? ORDER BY patient LIMIT 1000)`, after).Scan(&n, &last)
+			if err != nil || !last.Valid {
 				return err
 			}
-			var n int
-			err = tx.QueryRowContext(ctx, "SELECT count(DISTINCT patient), max(patient) FROM outcome_stale").Scan(&n, &last)
 			patients += n
+			_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO outcome_stale (patient, order_id)
+				SELECT patient, id FROM infusion_orders INDEXED BY infusion_orders_patient WHERE patient > ? AND patient <= ?`, after, last.String)
 			return err
 		})
 		if err != nil {

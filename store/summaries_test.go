@@ -144,11 +144,14 @@ func TestOutcomeTriggers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := putAll(s, course(t, "p1")); err != nil {
+	const issue = `{"resourceType":"DetectedIssue","status":"final","patient":{"reference":"Patient/p1"}}`
+	finding := store.Put{Type: "DetectedIssue", ID: "d1", Create: true, Body: prepared(t, "d1", issue),
+		Rows: mapping.Rows{Finding: &mapping.Finding{Owner: "MedicationAdministration/p1-session", Key: "k", Status: "final", Code: "DOSEH", Patient: "Patient/p1"}}}
+	if err := putAll(s, append(course(t, "p1"), finding)); err != nil {
 		t.Fatal(err)
 	}
-	if got := summaries(t, s)["Patient/p1"]; len(got) != 1 || *got[0].Baseline != 8 || *got[0].Outcome != 4 {
-		t.Fatalf("summaries %+v, want baseline 8 and outcome 4", got)
+	if got := summaries(t, s)["Patient/p1"]; len(got) != 1 || *got[0].Baseline != 8 || *got[0].Outcome != 4 || len(got[0].Findings) != 1 {
+		t.Fatalf("summaries %+v, want baseline 8, outcome 4 and a finding", got)
 	}
 	s.Close()
 
@@ -170,23 +173,58 @@ func TestOutcomeTriggers(t *testing.T) {
 		}
 	}
 	rows.Close()
-	for _, table := range []string{"infusion_orders", "infusion_administrations", "assessments"} {
+	for _, table := range []string{"infusion_orders", "infusion_administrations", "assessments", "findings"} {
 		for _, event := range []string{"INSERT", "UPDATE", "DELETE"} {
 			if !found[table+" "+event] {
-				t.Errorf("no trigger marks patients stale after %s on %s", event, table)
+				t.Errorf("no trigger marks courses stale after %s on %s", event, table)
 			}
 		}
 	}
 
-	if _, err := db.Exec(`UPDATE assessments SET value = 6 WHERE observation_id = 'p1-baseline'`); err != nil {
-		t.Fatal(err)
+	for _, change := range []string{`UPDATE assessments SET value = 6 WHERE observation_id = 'p1-baseline'`,
+		`UPDATE findings SET status = 'cancelled' WHERE id = 'd1'`} {
+		if _, err := db.Exec(change); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s, err = store.Open(context.Background(), path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got := summaries(t, s)["Patient/p1"]; len(got) != 1 || *got[0].Baseline != 6 {
-		t.Errorf("summaries %+v after the baseline changed, want baseline 6", got)
+	if got := summaries(t, s)["Patient/p1"]; len(got) != 1 || *got[0].Baseline != 6 || len(got[0].Findings) != 0 {
+		t.Errorf("summaries %+v after the baseline changed and the finding closed, want baseline 6 and no finding", got)
+	}
+}
+
+// TestSummarizeAll: summaries made with other options are all made again
+// at opening, a thousand patients at a time, also when a change made
+// outside the store left a patient beyond the first thousand stale.
+func TestSummarizeAll(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	s, err := store.Open(context.Background(), path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orders []store.Put
+	for i := range 1500 {
+		orders = append(orders, course(t, fmt.Sprintf("p%04d", i))[0])
+	}
+	if err := putAll(s, orders); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = openFile(t, path).Exec(`UPDATE infusion_orders SET setting = 'home' WHERE id = 'p1400-order'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = store.Open(context.Background(), path, store.Options{Outcomes: outcomes.Options{SessionWindow: 3 * time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := summaries(t, s)
+	if len(got) != 1500 || got["Patient/p1400"][0].Setting != mapping.SettingHome {
+		t.Errorf("%d patients summarized, Patient/p1400's course %+v; want 1,500 and a home course", len(got), got["Patient/p1400"])
 	}
 }

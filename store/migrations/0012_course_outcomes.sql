@@ -10,11 +10,10 @@
 --     no session, of its patient, and taken at most the session window after
 --     its last session given (outcome_from): a later one is never part of
 --     the summary (the outcome score is found when the summaries are read);
---   - any opioid order of its patient (the MME windows).
--- Findings need no trigger: the server writes them with the order or
--- session they are about, in the same write. A migration that rebuilds one
--- of these tables must create its triggers again (TestOutcomeTriggers checks
--- they are there).
+--   - any opioid order of its patient (the MME windows);
+--   - a finding about its order or one of its sessions.
+-- A migration that rebuilds one of these tables must create its triggers
+-- again (TestOutcomeTriggers checks they are there).
 CREATE TABLE outcome_stale (
     patient TEXT NOT NULL,
     order_id TEXT NOT NULL,
@@ -101,3 +100,27 @@ BEGIN INSERT OR IGNORE INTO outcome_stale (patient, order_id)
             AND (OLD.effective IS NULL OR OLD.effective <= outcome_from)
     UNION ALL SELECT o.patient, o.id FROM infusion_administrations a JOIN infusion_orders o ON o.id = a.order_id
         WHERE OLD.kind IN ('pain', 'side-effect') AND a.id = OLD.administration_id AND o.patient IS NOT NULL; END;
+
+-- A finding: the course of the order or session it is about (its owner).
+CREATE TRIGGER findings_stale_insert AFTER INSERT ON findings
+BEGIN INSERT OR IGNORE INTO outcome_stale (patient, order_id)
+    SELECT patient, id FROM infusion_orders
+        WHERE NEW.owner GLOB 'MedicationRequest/*' AND id = substr(NEW.owner, 19) AND patient IS NOT NULL
+    UNION ALL SELECT o.patient, o.id FROM infusion_administrations a JOIN infusion_orders o ON o.id = a.order_id
+        WHERE NEW.owner GLOB 'MedicationAdministration/*' AND a.id = substr(NEW.owner, 26) AND o.patient IS NOT NULL; END;
+CREATE TRIGGER findings_stale_delete AFTER DELETE ON findings
+BEGIN INSERT OR IGNORE INTO outcome_stale (patient, order_id)
+    SELECT patient, id FROM infusion_orders
+        WHERE OLD.owner GLOB 'MedicationRequest/*' AND id = substr(OLD.owner, 19) AND patient IS NOT NULL
+    UNION ALL SELECT o.patient, o.id FROM infusion_administrations a JOIN infusion_orders o ON o.id = a.order_id
+        WHERE OLD.owner GLOB 'MedicationAdministration/*' AND a.id = substr(OLD.owner, 26) AND o.patient IS NOT NULL; END;
+CREATE TRIGGER findings_stale_update AFTER UPDATE ON findings
+BEGIN INSERT OR IGNORE INTO outcome_stale (patient, order_id)
+    SELECT patient, id FROM infusion_orders
+        WHERE NEW.owner GLOB 'MedicationRequest/*' AND id = substr(NEW.owner, 19) AND patient IS NOT NULL
+    UNION ALL SELECT o.patient, o.id FROM infusion_administrations a JOIN infusion_orders o ON o.id = a.order_id
+        WHERE NEW.owner GLOB 'MedicationAdministration/*' AND a.id = substr(NEW.owner, 26) AND o.patient IS NOT NULL
+    UNION ALL SELECT patient, id FROM infusion_orders
+        WHERE OLD.owner GLOB 'MedicationRequest/*' AND id = substr(OLD.owner, 19) AND patient IS NOT NULL
+    UNION ALL SELECT o.patient, o.id FROM infusion_administrations a JOIN infusion_orders o ON o.id = a.order_id
+        WHERE OLD.owner GLOB 'MedicationAdministration/*' AND a.id = substr(OLD.owner, 26) AND o.patient IS NOT NULL; END;
