@@ -17,11 +17,18 @@ import (
 
 func openStore(tb testing.TB) *store.Store {
 	tb.Helper()
-	s, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "test.db"), store.Options{})
+	s := openStoreAt(tb, filepath.Join(tb.TempDir(), "test.db"), store.Options{})
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// openStoreAt opens the store at path; the caller closes it.
+func openStoreAt(tb testing.TB, path string, opts store.Options) *store.Store {
+	tb.Helper()
+	s, err := store.Open(context.Background(), path, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { s.Close() })
 	return s
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	"infusion/mapping"
@@ -22,9 +23,10 @@ type summaryStatements struct {
 	anyStale, deleteStale, clearStale, insert *sql.Stmt
 	// records read the stale courses, their sessions and findings, and
 	// their patients' pain scores, side effects and opioid orders, by
-	// patient; those of courses, sessions and findings take courseArgs.
-	records    [6]*sql.Stmt
-	courseArgs []any
+	// patient; args are each one's arguments (the course condition's, for
+	// those that hold it).
+	records [6]*sql.Stmt
+	args    [6][]any
 }
 
 // deleteStaleSQL deletes the summaries of the stale courses.
@@ -39,10 +41,13 @@ func (m *summaryStatements) prepare(prep func(string) *sql.Stmt) {
 		side_effects, findings, baseline, sessions, mme_before, mme_after)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	var b builder
-	for i, q := range recordQueries(b.courseCondition(outcomes.Filter{})) {
+	course := b.courseCondition(outcomes.Filter{})
+	for i, q := range recordQueries(course) {
 		m.records[i] = prep(q)
+		if strings.Contains(q, course) {
+			m.args[i] = b.args
+		}
 	}
-	m.courseArgs = b.args
 }
 
 func (m *summaryStatements) all() []*sql.Stmt {
@@ -64,12 +69,8 @@ func (s *Store) summarizeStale(ctx context.Context, tx *sql.Tx) error {
 	var patients []patient
 	var rows [6]*sql.Rows
 	for i, q := range m.records {
-		var args []any
-		if i == 0 || i == 1 || i == 4 {
-			args = m.courseArgs
-		}
 		var err error
-		if rows[i], err = tx.StmtContext(ctx, q).QueryContext(ctx, args...); err != nil {
+		if rows[i], err = tx.StmtContext(ctx, q).QueryContext(ctx, m.args[i]...); err != nil {
 			return fmt.Errorf("store: summarizing courses: %w", err)
 		}
 		defer rows[i].Close()

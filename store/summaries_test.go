@@ -81,20 +81,14 @@ func putAll(s *store.Store, puts []store.Put) error {
 // summary.
 func TestSummaryFailureUndoesOneWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "test.db")
-	s, err := store.Open(context.Background(), path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStoreAt(t, path, store.Options{})
 	s.Close()
-	_, err = openFile(t, path).Exec(`CREATE TRIGGER refuse_bad BEFORE INSERT ON course_outcomes WHEN NEW.patient = 'Patient/bad'
+	_, err := openFile(t, path).Exec(`CREATE TRIGGER refuse_bad BEFORE INSERT ON course_outcomes WHEN NEW.patient = 'Patient/bad'
 		BEGIN SELECT RAISE(ABORT, 'refused'); END`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err = store.Open(context.Background(), path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openStoreAt(t, path, store.Options{})
 	defer s.Close()
 
 	// A write that holds the writer until both others are queued, so that
@@ -135,15 +129,12 @@ func TestSummaryFailureUndoesOneWrite(t *testing.T) {
 }
 
 // TestOutcomeTriggers: every model table the summaries read has triggers
-// that mark patients stale on insert, update and delete (a migration that
+// that mark courses stale on insert, update and delete (a migration that
 // rebuilds a table must make them again), and a row changed outside the
 // store's writes is summarized again when the store next opens.
 func TestOutcomeTriggers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "test.db")
-	s, err := store.Open(context.Background(), path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStoreAt(t, path, store.Options{})
 	const issue = `{"resourceType":"DetectedIssue","status":"final","patient":{"reference":"Patient/p1"}}`
 	finding := store.Put{Type: "DetectedIssue", ID: "d1", Create: true, Body: prepared(t, "d1", issue),
 		Rows: mapping.Rows{Finding: &mapping.Finding{Owner: "MedicationAdministration/p1-session", Key: "k", Status: "final", Code: "DOSEH", Patient: "Patient/p1"}}}
@@ -187,10 +178,7 @@ func TestOutcomeTriggers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err = store.Open(context.Background(), path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openStoreAt(t, path, store.Options{})
 	defer s.Close()
 	if got := summaries(t, s)["Patient/p1"]; len(got) != 1 || *got[0].Baseline != 6 || len(got[0].Findings) != 0 {
 		t.Errorf("summaries %+v after the baseline changed and the finding closed, want baseline 6 and no finding", got)
@@ -202,10 +190,7 @@ func TestOutcomeTriggers(t *testing.T) {
 // outside the store left a patient beyond the first thousand stale.
 func TestSummarizeAll(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "test.db")
-	s, err := store.Open(context.Background(), path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStoreAt(t, path, store.Options{})
 	var orders []store.Put
 	for i := range 1500 {
 		orders = append(orders, course(t, fmt.Sprintf("p%04d", i))[0])
@@ -214,14 +199,11 @@ func TestSummarizeAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, err = openFile(t, path).Exec(`UPDATE infusion_orders SET setting = 'home' WHERE id = 'p1400-order'`)
+	_, err := openFile(t, path).Exec(`UPDATE infusion_orders SET setting = 'home' WHERE id = 'p1400-order'`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err = store.Open(context.Background(), path, store.Options{Outcomes: outcomes.Options{SessionWindow: 3 * time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openStoreAt(t, path, store.Options{Outcomes: outcomes.Options{SessionWindow: 3 * time.Hour}})
 	defer s.Close()
 	got := summaries(t, s)
 	if len(got) != 1500 || got["Patient/p1400"][0].Setting != mapping.SettingHome {
